@@ -1,0 +1,1 @@
+//! Generational regions (placeholder, being written).
