@@ -1,8 +1,39 @@
 //! Omni: an async runtime whose green tasks live in generational regions.
 //!
-//! (crate doc is written in full once the core lands)
+//! A green task is a Rust future stored inline in a slot of its runtime's task region, beside a
+//! 32-byte header. A task's [`Waker`](std::task::Waker) is its generational key, so cloning a
+//! waker costs nothing and waking a task that already finished (even one whose slot now holds a
+//! newer task) is detected and ignored. [`cont::suspend`] turns the rest of a task into a
+//! one-shot continuation that any thread can resume: the seeds' `control`, in Rust.
+//!
+//! # Examples
+//!
+//! ```
+//! let total = omni::block_on(async {
+//!     let handles: Vec<_> = (0..10u64).map(|i| omni::spawn_local(async move { i * i })).collect();
+//!     let mut sum = 0;
+//!     for h in handles {
+//!         sum += h.await.unwrap();
+//!     }
+//!     sum
+//! });
+//! assert_eq!(total, 285);
+//! ```
+//!
+//! # Misuse
+//!
+//! `spawn` outside a runtime and `block_on` inside `block_on` panic with a message that says
+//! what to do instead.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod cont;
+mod loom;
 pub mod region;
+mod rt;
+pub mod task;
+
+pub use omni_io::Driver;
+pub use rt::{block_on, spawn, spawn_local, yield_now, Builder, Handle, Runtime, TryCurrentError, YieldNow};
+pub use task::{Id, JoinError, JoinHandle};

@@ -1,0 +1,84 @@
+//! A runtime's task pool: the chunks it owns and the free slots in them, per size class.
+//!
+//! A pool is owned by one runtime and used by one thread at a time (the owner thread, or whoever
+//! holds the lock around a pool reserved for spawns from other threads). Slots come from a free
+//! list (most recently freed first, for cache warmth), then from the newest chunk of the class;
+//! a new chunk is taken only when both are empty, so spawning and joining in steady state
+//! allocates nothing. A slot whose generation nears `u32::MAX` is retired, never reused.
+
+use super::raw::{init_vacant, Header, CLASSES};
+use super::table::{self, SLOTS_PER_CHUNK, SLOT_BITS};
+
+/// Free slots of one size class.
+#[derive(Default)]
+struct Class {
+    free: Vec<u32>,
+    /// The newest chunk of this class and its next never-used slot.
+    fresh: Option<(u32, usize)>,
+}
+
+/// The slots one runtime owns.
+pub(crate) struct Pool {
+    owner: *const (),
+    remote: bool,
+    classes: [Class; CLASSES.len()],
+    chunks: Vec<u32>,
+}
+
+// SAFETY: `owner` is an opaque identity pointer that the pool never dereferences; the chunks are
+// plain memory. A pool moves between threads only behind the runtime's lock or with the runtime.
+unsafe impl Send for Pool {}
+
+impl Pool {
+    pub(crate) fn new(owner: *const (), remote: bool) -> Pool {
+        Pool { owner, remote, classes: Default::default(), chunks: Vec::new() }
+    }
+
+    /// Takes a vacant slot of `class`. Returns its index and header.
+    pub(crate) fn alloc(&mut self, class: usize) -> (u32, *mut Header) {
+        let c = &mut self.classes[class];
+        let index = if let Some(i) = c.free.pop() {
+            i
+        } else {
+            match c.fresh {
+                Some((chunk, next)) if next < SLOTS_PER_CHUNK => {
+                    c.fresh = Some((chunk, next + 1));
+                    (chunk << SLOT_BITS) | next as u32
+                }
+                _ => {
+                    let flag = if self.remote { table::REMOTE_FLAG as usize } else { 0 };
+                    let chunk = table::alloc_chunk(CLASSES[class] | flag, self.owner, |p, gen| {
+                        // SAFETY: `p` is a fresh slot of the new chunk, not yet published.
+                        unsafe { init_vacant(p, gen) }
+                    });
+                    self.chunks.push(chunk);
+                    c.fresh = Some((chunk, 1));
+                    chunk << SLOT_BITS
+                }
+            }
+        };
+        let (chunk, slot) = table::split(index);
+        let e = table::entry(chunk).expect("own chunk");
+        (index, e.owner_slot(slot) as *mut Header)
+    }
+
+    /// Returns a vacated slot (now at generation `gen`) to its class's free list.
+    pub(crate) fn release(&mut self, index: u32, class: usize, gen: u32) {
+        if gen < table::GEN_RETIRE {
+            self.classes[class].free.push(index);
+        }
+    }
+
+    /// The chunk ids this pool owns.
+    pub(crate) fn chunks(&self) -> &[u32] {
+        &self.chunks
+    }
+
+    /// Forgets every chunk (the caller frees them) and returns their ids.
+    pub(crate) fn take_chunks(&mut self) -> Vec<u32> {
+        for c in &mut self.classes {
+            *c = Class::default();
+        }
+        std::mem::take(&mut self.chunks)
+    }
+}

@@ -1,0 +1,252 @@
+//! A task slot: the header and the type-erased functions that reach the future inside it.
+//!
+//! Layout of a slot (`#[repr(C)]`, 16-byte aligned):
+//!
+//! ```text
+//! | Header (32 bytes): state word | vtable | join waker | stage (future, then output) ... |
+//! ```
+//!
+//! The stage is a union: the future while the task runs, `Option<thread::Result<T>>` once the
+//! state word has `COMPLETE` (`None` means cancelled, or already taken by the join handle).
+//! Futures whose stage does not fit the biggest size class (or needs more than 16-byte
+//! alignment) are boxed: the slot then holds the stage's pointer.
+//!
+//! Ownership: the owning scheduler alone touches the stage and the vtable. The join waker field
+//! belongs to the join handle while `JOIN_WAKER` is clear and to the scheduler while it is set
+//! (see `state.rs`). After `COMPLETE`, the output belongs to the join handle holder, who reads it
+//! through [`Vtable::read_output`] only after observing `COMPLETE` with acquire ordering.
+
+use super::state::State;
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::mem::{self, ManuallyDrop};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr;
+use std::task::{Context, Poll, Waker};
+
+/// The fixed part of every task slot.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: State,
+    pub(crate) vtable: UnsafeCell<&'static Vtable>,
+    pub(crate) join_waker: UnsafeCell<Option<Waker>>,
+}
+
+/// Bytes before the stage.
+pub(crate) const STAGE_OFFSET: usize = mem::size_of::<Header>();
+
+/// Slot sizes of the size classes (header included), smallest first.
+pub(crate) const CLASSES: [usize; 7] = [48, 64, 96, 160, 288, 544, 1056];
+
+/// A panic payload, as `std::thread::Result` carries it.
+pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+
+/// What the stage holds.
+union Stage<F: Future> {
+    future: ManuallyDrop<F>,
+    output: ManuallyDrop<Option<Result<F::Output, Panic>>>,
+}
+
+/// The type-erased operations on one task type.
+pub(crate) struct Vtable {
+    /// Polls the future; on `Ready` (or a panic) replaces it with the output.
+    ///
+    /// Safety: owner only, the slot is occupied by this task type and not `COMPLETE`.
+    pub(crate) poll: unsafe fn(*mut Header, &mut Context<'_>) -> Poll<()>,
+    /// Drops the future in place and stores "no output" (cancellation).
+    ///
+    /// Safety: as for `poll`.
+    pub(crate) cancel: unsafe fn(*mut Header),
+    /// Drops what the stage holds (future if `complete` is false, else the output) and frees a
+    /// boxed stage.
+    ///
+    /// Safety: owner only, the slot is occupied by this task type; called once before vacating.
+    pub(crate) drop_stage: unsafe fn(*mut Header, bool),
+    /// Moves the output out into `dst`, a `*mut Option<Result<T, Panic>>`, leaving `None`.
+    ///
+    /// Safety: the caller observed `COMPLETE` (acquire), holds the join interest, and `dst`
+    /// points to the right type.
+    pub(crate) read_output: unsafe fn(*mut Header, *mut ()),
+}
+
+/// Chooses the size class for a future type: `Some(class)` inline, `None` for a boxed stage.
+pub(crate) fn class_of<F: Future>() -> Option<usize> {
+    let size = STAGE_OFFSET + mem::size_of::<Stage<F>>();
+    if mem::align_of::<Stage<F>>() > super::table::SLOT_ALIGN {
+        return None;
+    }
+    CLASSES.iter().position(|&c| c >= size)
+}
+
+/// The smallest class, used for boxed stages (the slot holds one pointer).
+pub(crate) const BOXED_CLASS: usize = 0;
+
+/// Operations for future type `F`, stored inline (`BOXED = false`) or behind a box.
+pub(crate) struct Ops<F, const BOXED: bool>(F);
+
+impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
+    pub(crate) const VTABLE: Vtable = Vtable {
+        poll: Self::poll,
+        cancel: Self::cancel,
+        drop_stage: Self::drop_stage,
+        read_output: Self::read_output,
+    };
+
+    /// # Safety
+    ///
+    /// `h` is an occupied slot of this task type (so the stage, or the box pointer, is there).
+    unsafe fn stage(h: *mut Header) -> *mut Stage<F> {
+        // SAFETY: the stage follows the header inside the slot (caller's contract).
+        let at = unsafe { (h as *mut u8).add(STAGE_OFFSET) };
+        if BOXED {
+            // SAFETY: a boxed slot stores the stage pointer at the stage offset.
+            unsafe { *(at as *mut *mut Stage<F>) }
+        } else {
+            at as *mut Stage<F>
+        }
+    }
+
+    /// Writes `future` into the slot at `h`.
+    ///
+    /// # Safety
+    ///
+    /// `h` is a vacant slot of a class that fits this task type (see [`class_of`]), owned by
+    /// the caller.
+    pub(crate) unsafe fn init(h: *mut Header, future: F) {
+        let stage = Stage { future: ManuallyDrop::new(future) };
+        // SAFETY: the slot is large and aligned enough for the header and the stage (or the box
+        // pointer), and owned by the caller.
+        unsafe {
+            *(*h).vtable.get() = &Self::VTABLE;
+            let at = (h as *mut u8).add(STAGE_OFFSET);
+            if BOXED {
+                ptr::write(at as *mut *mut Stage<F>, Box::into_raw(Box::new(stage)));
+            } else {
+                ptr::write(at as *mut Stage<F>, stage);
+            }
+        }
+    }
+
+    unsafe fn poll(h: *mut Header, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: caller's contract: occupied, this type, not complete, so `future` is live.
+        let stage = unsafe { &mut *Self::stage(h) };
+        // SAFETY: the slot never moves while occupied (chunks never move; boxed stages are
+        // freed only when the slot is vacated), so the future is pinned.
+        let fut = unsafe { Pin::new_unchecked(&mut *stage.future) };
+        let res = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+        let out = match res {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(v)) => Ok(v),
+            Err(p) => Err(p),
+        };
+        // SAFETY: the future is live and is dropped exactly once, here.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut stage.future)
+        }));
+        let out = match (out, dropped) {
+            (Ok(_), Err(p)) => Err(p),
+            (out, _) => out,
+        };
+        stage.output = ManuallyDrop::new(Some(out));
+        Poll::Ready(())
+    }
+
+    unsafe fn cancel(h: *mut Header) {
+        // SAFETY: caller's contract: the future is live.
+        let stage = unsafe { &mut *Self::stage(h) };
+        // SAFETY: dropped exactly once; a panic in drop is contained and reported as such.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut stage.future)
+        }));
+        stage.output = ManuallyDrop::new(dropped.err().map(Err));
+    }
+
+    unsafe fn drop_stage(h: *mut Header, complete: bool) {
+        // SAFETY: caller's contract: occupied by this type; `complete` says which field is live.
+        unsafe {
+            let stage = Self::stage(h);
+            let res = catch_unwind(AssertUnwindSafe(|| {
+                if complete {
+                    ManuallyDrop::drop(&mut (*stage).output);
+                } else {
+                    ManuallyDrop::drop(&mut (*stage).future);
+                }
+            }));
+            if BOXED {
+                drop(Box::from_raw(stage));
+            }
+            // A destructor that panics during cleanup is reported, never unwound into the
+            // scheduler's half-updated state.
+            if let Err(p) = res {
+                drop_panic(p);
+            }
+        }
+    }
+
+    unsafe fn read_output(h: *mut Header, dst: *mut ()) {
+        // SAFETY: caller's contract: complete, so `output` is live; `dst` has the right type.
+        unsafe {
+            let stage = &mut *Self::stage(h);
+            let out = (*stage.output).take();
+            *(dst as *mut Option<Result<F::Output, Panic>>) = out;
+        }
+    }
+}
+
+/// Drops a panic payload whose own destructor may panic, without unwinding.
+pub(crate) fn drop_panic(p: Panic) {
+    if catch_unwind(AssertUnwindSafe(move || drop(p))).is_err() {
+        eprintln!("omni: a panic payload panicked while being dropped; ignored");
+    }
+}
+
+/// Writes a fresh vacant header at `slot`.
+///
+/// # Safety
+///
+/// `slot` is the start of a slot in a chunk being initialised, not yet visible to anyone.
+pub(crate) unsafe fn init_vacant(slot: *mut u8, gen: u32) {
+    static NOOP: Vtable = Ops::<std::future::Ready<()>, false>::VTABLE;
+    // SAFETY: the slot is at least `STAGE_OFFSET` bytes, aligned, and exclusively ours.
+    unsafe {
+        ptr::write(
+            slot as *mut Header,
+            Header {
+                state: State::vacant(gen),
+                vtable: UnsafeCell::new(&NOOP),
+                join_waker: UnsafeCell::new(None),
+            },
+        )
+    };
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_32_bytes_and_zst_future_fits_smallest_class() {
+        assert_eq!(STAGE_OFFSET, 32);
+        assert_eq!(class_of::<std::future::Pending<()>>(), Some(0));
+        assert_eq!(CLASSES[0], 48);
+        // A 128-byte future with a small output stays inline.
+        struct Big([u8; 128]);
+        impl Future for Big {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                Poll::Ready(())
+            }
+        }
+        assert!(class_of::<Big>().is_some());
+        struct Huge([u8; 4096]);
+        impl Future for Huge {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                Poll::Ready(())
+            }
+        }
+        assert_eq!(class_of::<Huge>(), None);
+    }
+}
