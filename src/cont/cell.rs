@@ -201,8 +201,10 @@ pub(crate) fn alloc() -> &'static ContCell {
         batch = block.iter().collect();
     }
     let c = batch.pop().expect("non-empty batch");
-    if let Err(batch) = LOCAL.try_with(|l| l.borrow_mut().0.extend(batch.drain(..))).map(|_| ()).map_err(|_| batch) {
-        GLOBAL.lock().unwrap_or_else(|e| e.into_inner()).extend(batch);
+    let leftover = LOCAL.try_with(|l| l.borrow_mut().0.append(&mut batch));
+    if leftover.is_err() {
+        // The thread is exiting: give the batch back for other threads.
+        GLOBAL.lock().unwrap_or_else(|e| e.into_inner()).append(&mut batch);
     }
     c
 }
