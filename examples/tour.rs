@@ -52,7 +52,11 @@ fn main() {
         })
     });
     if let (Some(a), Some(b)) = (before, rss_bytes()) {
-        println!("  {:<44} {:>9} bytes of RSS per parked task", "memory", (b.saturating_sub(a)) / N);
+        println!(
+            "  {:<44} {:>9} bytes of RSS per parked task",
+            "memory",
+            (b.saturating_sub(a)) / N
+        );
     }
     step("drop the runtime (cancels every parked task)", N, "task", || drop(parked));
 
@@ -80,7 +84,8 @@ fn main() {
             let (pa, pb): (Slot, Slot) = (Rc::default(), Rc::default());
             // Each player parks, handing its continuation to the other, and resumes the other's.
             let player = |me: Slot, other: Slot, park_first: bool| async move {
-                let mut v = if park_first { suspend(|k| me.set(Some(k))).await.unwrap() } else { 0 };
+                let mut v =
+                    if park_first { suspend(|k| me.set(Some(k))).await.unwrap() } else { 0 };
                 loop {
                     if v >= R {
                         if let Some(k) = other.take() {

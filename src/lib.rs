@@ -35,5 +35,12 @@ mod rt;
 pub mod task;
 
 pub use omni_io::Driver;
-pub use rt::{block_on, spawn, spawn_local, yield_now, Builder, Handle, Runtime, TryCurrentError, YieldNow};
+pub use rt::{
+    block_on, spawn, spawn_local, yield_now, Builder, Handle, Runtime, TryCurrentError, YieldNow,
+};
 pub use task::{Id, JoinError, JoinHandle};
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

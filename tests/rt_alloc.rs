@@ -1,20 +1,32 @@
 //! Zero heap allocations per `spawn_local` + join in steady state, for futures of up to 128
 //! bytes: task slots are reused from the pool's free lists, wakers are keys, continuations use
-//! recycled cells. This binary has its own counting global allocator, so it holds one test
-//! function (tests in one binary run on parallel threads and would count each other).
+//! recycled cells. This binary has its own counting global allocator, which counts only the
+//! allocations of the thread that switched counting on.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 struct Counting;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    // Only the test's own thread is counted: libtest's threads may allocate at any time.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+fn counting() -> bool {
+    COUNTING.try_with(|c| c.get()).unwrap_or(false)
+}
+
+fn set_counting(on: bool) {
+    COUNTING.with(|c| c.set(on));
+}
 
 // SAFETY: forwards to `System`, only counting.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(SeqCst) {
+        if counting() {
             ALLOCS.fetch_add(1, SeqCst);
         }
         // SAFETY: same contract as ours.
@@ -25,7 +37,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        if COUNTING.load(SeqCst) {
+        if counting() {
             ALLOCS.fetch_add(1, SeqCst);
         }
         // SAFETY: same contract as ours.
@@ -38,9 +50,9 @@ static GLOBAL: Counting = Counting;
 
 fn measure(f: impl FnOnce()) -> usize {
     ALLOCS.store(0, SeqCst);
-    COUNTING.store(true, SeqCst);
+    set_counting(true);
     f();
-    COUNTING.store(false, SeqCst);
+    set_counting(false);
     ALLOCS.load(SeqCst)
 }
 
@@ -113,11 +125,11 @@ fn steady_state_spawn_join_and_resume_allocate_nothing() {
         assert_eq!(allocs, 0, "spawn_local allocated {allocs} times for 2000 spawns");
         let mut sum = 0;
         ALLOCS.store(0, SeqCst);
-        COUNTING.store(true, SeqCst);
+        set_counting(true);
         for h in hs.drain(..) {
             sum += h.await.unwrap();
         }
-        COUNTING.store(false, SeqCst);
+        set_counting(false);
         let allocs = ALLOCS.load(SeqCst);
         assert_eq!(allocs, 0, "running and joining 2000 tasks allocated {allocs} times");
         assert!(sum > 0);

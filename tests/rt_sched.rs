@@ -62,7 +62,8 @@ fn continuation_ping_pong_cannot_starve_a_third_task() {
             type Slot = Rc<Cell<Option<Cont<u64>>>>;
             let (pa, pb): (Slot, Slot) = (Rc::default(), Rc::default());
             let player = |me: Slot, other: Slot, park_first: bool, progress: Rc<Cell<u64>>| async move {
-                let mut v = if park_first { suspend(|k| me.set(Some(k))).await.unwrap() } else { 0 };
+                let mut v =
+                    if park_first { suspend(|k| me.set(Some(k))).await.unwrap() } else { 0 };
                 loop {
                     progress.set(v);
                     if v >= ROUNDS {
@@ -123,6 +124,7 @@ fn budget_stops_an_always_ready_task_from_starving_others() {
 }
 
 #[test]
+#[allow(clippy::async_yields_async)] // the task returns the bystander's handle on purpose
 fn a_task_woken_by_the_running_task_runs_next() {
     let log = Rc::new(RefCell::new(String::new()));
     omni::block_on({

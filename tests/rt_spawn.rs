@@ -12,7 +12,8 @@ use std::task::{Context, Poll, Waker};
 #[test]
 fn spawn_and_join_many_outputs() {
     let out = omni::block_on(async {
-        let hs: Vec<_> = (0..1000).map(|i| omni::spawn_local(async move { format!("t{i}") })).collect();
+        let hs: Vec<_> =
+            (0..1000).map(|i| omni::spawn_local(async move { format!("t{i}") })).collect();
         let mut v = Vec::new();
         for h in hs {
             v.push(h.await.unwrap());
@@ -187,7 +188,11 @@ fn stale_waker_does_not_poll_the_task_that_reused_its_slot() {
     omni::block_on(async {
         let a_polls = Rc::new(Cell::new(0));
         let a_waker = Rc::new(RefCell::new(None));
-        let a = omni::spawn_local(Recorder { polls: a_polls.clone(), waker: a_waker.clone(), finish_after: 2 });
+        let a = omni::spawn_local(Recorder {
+            polls: a_polls.clone(),
+            waker: a_waker.clone(),
+            finish_after: 2,
+        });
         omni::yield_now().await;
         let stale = a_waker.borrow().clone().expect("a polled once");
         stale.wake_by_ref();
@@ -197,13 +202,18 @@ fn stale_waker_does_not_poll_the_task_that_reused_its_slot() {
 
         // B takes A's slot (same index, newer generation) and parks forever.
         let b_polls = Rc::new(Cell::new(0));
-        let b = omni::spawn_local(Recorder { polls: b_polls.clone(), waker: Rc::new(RefCell::new(None)), finish_after: usize::MAX });
+        let b = omni::spawn_local(Recorder {
+            polls: b_polls.clone(),
+            waker: Rc::new(RefCell::new(None)),
+            finish_after: usize::MAX,
+        });
         assert_eq!(b.id().as_u64() as u32, a_id.as_u64() as u32, "B reuses A's slot");
         assert_ne!(b.id(), a_id, "with a new generation");
         omni::yield_now().await;
         assert_eq!(b_polls.get(), 1);
         stale.wake_by_ref();
-        stale.clone().wake();
+        let owned = stale.clone();
+        owned.wake(); // the by-value path too
         for _ in 0..3 {
             omni::yield_now().await;
         }
@@ -339,7 +349,7 @@ fn spawn_while_shutting_down_is_refused_quietly() {
 #[test]
 #[should_panic(expected = "outside an omni runtime")]
 fn spawn_outside_a_runtime_says_what_to_do() {
-    let _ = omni::spawn(async {});
+    drop(omni::spawn(async {}));
 }
 
 #[test]

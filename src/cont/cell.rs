@@ -90,7 +90,12 @@ impl ContCell {
     /// continuation finished meanwhile.
     pub(crate) fn update_waker(&self, gen: u32, waker: &Waker) -> bool {
         loop {
-            match self.state.compare_exchange(word(gen, WAITING), word(gen, UPDATING), Acquire, Acquire) {
+            match self.state.compare_exchange(
+                word(gen, WAITING),
+                word(gen, UPDATING),
+                Acquire,
+                Acquire,
+            ) {
                 Ok(_) => {
                     // SAFETY: UPDATING gives the future side the waker field.
                     let slot = unsafe { &mut *self.waker.get() };
@@ -109,7 +114,12 @@ impl ContCell {
     /// Continuation side: claims the cell to resume or abandon it.
     pub(crate) fn finish(&self, gen: u32) -> Finish {
         loop {
-            match self.state.compare_exchange(word(gen, WAITING), word(gen, WRITING), Acquire, Acquire) {
+            match self.state.compare_exchange(
+                word(gen, WAITING),
+                word(gen, WRITING),
+                Acquire,
+                Acquire,
+            ) {
                 Ok(_) => return Finish::Won,
                 Err(w) if (w >> 32) as u32 == gen && w as u32 == UPDATING => spin_hint(),
                 Err(_) => return Finish::Lost,

@@ -113,7 +113,10 @@ impl Drop for Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("flavor", &"current_thread").field("sched", &self.sched).finish()
+        f.debug_struct("Runtime")
+            .field("flavor", &"current_thread")
+            .field("sched", &self.sched)
+            .finish()
     }
 }
 
@@ -169,7 +172,9 @@ pub struct TryCurrentError(());
 
 impl fmt::Display for TryCurrentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no omni runtime is running on this thread (call this inside Runtime::block_on)")
+        f.write_str(
+            "no omni runtime is running on this thread (call this inside Runtime::block_on)",
+        )
     }
 }
 

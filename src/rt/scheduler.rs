@@ -17,7 +17,7 @@
 use super::park::Parker;
 use crate::task::pool::Pool;
 use crate::task::raw::{self, Header, Ops};
-use crate::task::state::{End, Start, Wake, COMPLETE, JOIN_INTEREST, JOIN_WAKER};
+use crate::task::state::{End, Start, Wake, COMPLETE, JOIN_INTEREST, JOIN_WAKER, OUTPUT};
 use crate::task::{gen_of, index_of, key, table, waker, with_slot, Access, JoinHandle};
 use crossbeam_queue::SegQueue;
 use std::cell::{Cell, RefCell};
@@ -209,7 +209,8 @@ impl Scheduler {
              blocking code on its own OS thread"
         );
         let _enter = self.enter();
-        let signal = Arc::new(MainSignal { woken: AtomicBool::new(true), shared: self.shared.clone() });
+        let signal =
+            Arc::new(MainSignal { woken: AtomicBool::new(true), shared: self.shared.clone() });
         let main_waker = Waker::from(signal.clone());
         let mut cx = Context::from_waker(&main_waker);
         let mut fut = pin!(fut);
@@ -281,8 +282,8 @@ impl Scheduler {
             Start::Stale => {}
             Start::Cancel => {
                 // SAFETY: we own the running task and its future is live.
-                unsafe { ((*header.vtable.get()).cancel)(h) };
-                self.complete(key, h);
+                let has_output = unsafe { ((*header.vtable.get()).cancel)(h) };
+                self.complete(key, h, has_output);
             }
             Start::Poll => {
                 self.current_task.set(key);
@@ -294,7 +295,7 @@ impl Scheduler {
                 let res = unsafe { ((*header.vtable.get()).poll)(h, &mut cx) };
                 self.current_task.set(NO_TASK);
                 match res {
-                    Poll::Ready(()) => self.complete(key, h),
+                    Poll::Ready(()) => self.complete(key, h, true),
                     Poll::Pending => {
                         if header.state.end_poll(gen, self.yielded.get()) == End::Reschedule {
                             self.core.borrow_mut().queue.push_back(key);
@@ -306,10 +307,10 @@ impl Scheduler {
     }
 
     /// The stage now holds the output: tell the join handle, or free the slot if detached.
-    fn complete(&self, key: u64, h: *mut Header) {
+    fn complete(&self, key: u64, h: *mut Header, has_output: bool) {
         // SAFETY: our own live slot.
         let header = unsafe { &*h };
-        let snap = header.state.complete(gen_of(key));
+        let snap = header.state.complete(gen_of(key), has_output);
         if snap.has(JOIN_INTEREST) {
             if snap.has(JOIN_WAKER) {
                 // SAFETY: JOIN_WAKER was set when COMPLETE went in, so the handle no longer
@@ -327,8 +328,9 @@ impl Scheduler {
     fn free_slot(&self, key: u64, h: *mut Header) {
         // SAFETY: our own completed slot with no join interest left: nobody else touches it.
         let header = unsafe { &*h };
-        // SAFETY: as above; the stage holds the output (complete).
-        unsafe { ((*header.vtable.get()).drop_stage)(h, true) };
+        let has_output = header.state.load().has(OUTPUT);
+        // SAFETY: as above; the task is complete and `OUTPUT` says whether an output is there.
+        unsafe { ((*header.vtable.get()).drop_stage)(h, true, has_output) };
         // SAFETY: as above.
         drop(unsafe { (*header.join_waker.get()).take() });
         let gen = header.state.vacate();
@@ -387,8 +389,8 @@ impl Scheduler {
                         let header = unsafe { &*h };
                         if header.state.start_poll(gen) != Start::Stale {
                             // SAFETY: we own the task (now RUNNING) and its future is live.
-                            unsafe { ((*header.vtable.get()).cancel)(h) };
-                            self.complete(k, h);
+                            let has_output = unsafe { ((*header.vtable.get()).cancel)(h) };
+                            self.complete(k, h, has_output);
                             progressed = true;
                         }
                     }
@@ -415,10 +417,11 @@ impl Scheduler {
                 let h = unsafe { table::slot_of_unpublished(chunk, base, slot) } as *mut Header;
                 // SAFETY: nobody else can reach the chunk any more.
                 let header = unsafe { &*h };
-                let mut gen = header.state.load().generation();
+                let snap = header.state.load();
+                let mut gen = snap.generation();
                 if gen % 2 == 1 {
-                    // SAFETY: phase one completed every task, so the stage holds an output.
-                    unsafe { ((*header.vtable.get()).drop_stage)(h, true) };
+                    // SAFETY: phase one completed every task; `OUTPUT` says if one is there.
+                    unsafe { ((*header.vtable.get()).drop_stage)(h, true, snap.has(OUTPUT)) };
                     // SAFETY: exclusive access.
                     drop(unsafe { (*header.join_waker.get()).take() });
                     gen = header.state.vacate();

@@ -1,7 +1,7 @@
 //! `JoinHandle`: awaiting a task's output, aborting it, or detaching it.
 
 use super::raw::Panic;
-use super::state::{Release, Wake, COMPLETE, JOIN_WAKER};
+use super::state::{Release, Wake, COMPLETE, JOIN_WAKER, OUTPUT};
 use super::{gen_of, with_slot};
 use std::fmt;
 use std::future::Future;
@@ -236,11 +236,16 @@ impl<T> JoinHandle<T> {
                 }
                 if s.has(COMPLETE) {
                     let mut out: Option<Result<T, Panic>> = None;
-                    // SAFETY: `COMPLETE` was observed with acquire ordering and we hold the join
-                    // interest, so the output is ours; `out` has the type the vtable expects
-                    // (the handle was created by `spawn` for this task type). Within `with_slot`
-                    // the chunk is alive.
-                    unsafe { ((*h.vtable.get()).read_output)(p, &mut out as *mut _ as *mut ()) };
+                    if s.has(OUTPUT) {
+                        // SAFETY: `COMPLETE | OUTPUT` was observed with acquire ordering and we
+                        // hold the join interest, so the output is ours; `out` has the type the
+                        // vtable expects (the handle was created by `spawn` for this task type).
+                        // Within `with_slot` the chunk is alive.
+                        unsafe {
+                            ((*h.vtable.get()).read_output)(p, &mut out as *mut _ as *mut ())
+                        };
+                        h.state.take_output();
+                    }
                     return Poll::Ready((Some(out), access));
                 }
                 // Register the waker. While JOIN_WAKER is clear the field is ours to write.

@@ -53,7 +53,10 @@ pub(crate) enum Access {
 
 /// Runs `f` on the header of the slot that `key` names, if its chunk still exists. The
 /// generation is *not* checked here: every state transition checks it.
-pub(crate) fn with_slot<R>(key: u64, f: impl FnOnce(&raw::Header, *mut raw::Header, Access) -> R) -> Option<R> {
+pub(crate) fn with_slot<R>(
+    key: u64,
+    f: impl FnOnce(&raw::Header, *mut raw::Header, Access) -> R,
+) -> Option<R> {
     let (chunk, slot) = table::split(index_of(key));
     let e = table::entry(chunk)?;
     let owner = crate::rt::current_owner();

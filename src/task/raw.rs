@@ -6,8 +6,9 @@
 //! | Header (32 bytes): state word | vtable | join waker | stage (future, then output) ... |
 //! ```
 //!
-//! The stage is a union: the future while the task runs, `Option<thread::Result<T>>` once the
-//! state word has `COMPLETE` (`None` means cancelled, or already taken by the join handle).
+//! The stage is a union: the future while the task runs, `thread::Result<T>` once the state
+//! word has `COMPLETE | OUTPUT` (a cancelled task, or one whose output the join handle took,
+//! has `COMPLETE` without `OUTPUT`).
 //! Futures whose stage does not fit the biggest size class (or needs more than 16-byte
 //! alignment) are boxed: the slot then holds the stage's pointer.
 //!
@@ -46,7 +47,7 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 /// What the stage holds.
 union Stage<F: Future> {
     future: ManuallyDrop<F>,
-    output: ManuallyDrop<Option<Result<F::Output, Panic>>>,
+    output: ManuallyDrop<Result<F::Output, Panic>>,
 }
 
 /// The type-erased operations on one task type.
@@ -55,19 +56,21 @@ pub(crate) struct Vtable {
     ///
     /// Safety: owner only, the slot is occupied by this task type and not `COMPLETE`.
     pub(crate) poll: unsafe fn(*mut Header, &mut Context<'_>) -> Poll<()>,
-    /// Drops the future in place and stores "no output" (cancellation).
+    /// Drops the future in place (cancellation). Returns whether an output was stored: the
+    /// panic of a destructor that panicked.
     ///
     /// Safety: as for `poll`.
-    pub(crate) cancel: unsafe fn(*mut Header),
-    /// Drops what the stage holds (future if `complete` is false, else the output) and frees a
-    /// boxed stage.
+    pub(crate) cancel: unsafe fn(*mut Header) -> bool,
+    /// Drops what the stage holds (the future if `complete` is false, else the output if
+    /// `has_output`) and frees a boxed stage.
     ///
     /// Safety: owner only, the slot is occupied by this task type; called once before vacating.
-    pub(crate) drop_stage: unsafe fn(*mut Header, bool),
-    /// Moves the output out into `dst`, a `*mut Option<Result<T, Panic>>`, leaving `None`.
+    pub(crate) drop_stage: unsafe fn(*mut Header, bool, bool),
+    /// Moves the output out into `dst`, a `*mut Option<Result<T, Panic>>`; the caller then
+    /// clears `OUTPUT`.
     ///
-    /// Safety: the caller observed `COMPLETE` (acquire), holds the join interest, and `dst`
-    /// points to the right type.
+    /// Safety: the caller observed `COMPLETE | OUTPUT` (acquire), holds the join interest, and
+    /// `dst` points to the right type.
     pub(crate) read_output: unsafe fn(*mut Header, *mut ()),
 }
 
@@ -142,34 +145,40 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
             Err(p) => Err(p),
         };
         // SAFETY: the future is live and is dropped exactly once, here.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
-            ManuallyDrop::drop(&mut stage.future)
-        }));
+        let dropped =
+            catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(&mut stage.future) }));
         let out = match (out, dropped) {
             (Ok(_), Err(p)) => Err(p),
             (out, _) => out,
         };
-        stage.output = ManuallyDrop::new(Some(out));
+        stage.output = ManuallyDrop::new(out);
         Poll::Ready(())
     }
 
-    unsafe fn cancel(h: *mut Header) {
+    unsafe fn cancel(h: *mut Header) -> bool {
         // SAFETY: caller's contract: the future is live.
         let stage = unsafe { &mut *Self::stage(h) };
         // SAFETY: dropped exactly once; a panic in drop is contained and reported as such.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
-            ManuallyDrop::drop(&mut stage.future)
-        }));
-        stage.output = ManuallyDrop::new(dropped.err().map(Err));
+        let dropped =
+            catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(&mut stage.future) }));
+        match dropped {
+            Ok(()) => false,
+            Err(p) => {
+                stage.output = ManuallyDrop::new(Err(p));
+                true
+            }
+        }
     }
 
-    unsafe fn drop_stage(h: *mut Header, complete: bool) {
+    unsafe fn drop_stage(h: *mut Header, complete: bool, has_output: bool) {
         // SAFETY: caller's contract: occupied by this type; `complete` says which field is live.
         unsafe {
             let stage = Self::stage(h);
             let res = catch_unwind(AssertUnwindSafe(|| {
                 if complete {
-                    ManuallyDrop::drop(&mut (*stage).output);
+                    if has_output {
+                        ManuallyDrop::drop(&mut (*stage).output);
+                    }
                 } else {
                     ManuallyDrop::drop(&mut (*stage).future);
                 }
@@ -189,8 +198,8 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
         // SAFETY: caller's contract: complete, so `output` is live; `dst` has the right type.
         unsafe {
             let stage = &mut *Self::stage(h);
-            let out = (*stage.output).take();
-            *(dst as *mut Option<Result<F::Output, Panic>>) = out;
+            let out = ManuallyDrop::take(&mut stage.output);
+            *(dst as *mut Option<Result<F::Output, Panic>>) = Some(out);
         }
     }
 }
@@ -229,9 +238,10 @@ mod tests {
     #[test]
     fn header_is_32_bytes_and_zst_future_fits_smallest_class() {
         assert_eq!(STAGE_OFFSET, 32);
-        assert_eq!(class_of::<std::future::Pending<()>>(), Some(0));
+        assert_eq!(class_of::<std::future::Pending<()>>(), Some(0), "a zero-sized task fits 48 bytes");
         assert_eq!(CLASSES[0], 48);
         // A 128-byte future with a small output stays inline.
+        #[allow(dead_code)] // only its size matters
         struct Big([u8; 128]);
         impl Future for Big {
             type Output = ();
@@ -240,6 +250,7 @@ mod tests {
             }
         }
         assert!(class_of::<Big>().is_some());
+        #[allow(dead_code)] // only its size matters
         struct Huge([u8; 4096]);
         impl Future for Huge {
             type Output = ();

@@ -34,6 +34,9 @@ pub(crate) const CANCELLED: u32 = 1 << 4;
 pub(crate) const JOIN_INTEREST: u32 = 1 << 5;
 /// The join waker field holds a waker, and the scheduler owns it (the handle may not write it).
 pub(crate) const JOIN_WAKER: u32 = 1 << 6;
+/// With `COMPLETE`: the stage holds an output (a value or a panic) not yet taken. Kept as a
+/// bit rather than an `Option` in the stage so a zero-sized task fits the 48-byte class.
+pub(crate) const OUTPUT: u32 = 1 << 7;
 
 const FLAGS: u64 = 0xffff_ffff;
 
@@ -60,7 +63,7 @@ impl Snapshot {
 
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(u32, &str); 7] = [
+        const NAMES: [(u32, &str); 8] = [
             (SCHEDULED, "SCHEDULED"),
             (RUNNING, "RUNNING"),
             (NOTIFIED, "NOTIFIED"),
@@ -68,6 +71,7 @@ impl fmt::Debug for Snapshot {
             (CANCELLED, "CANCELLED"),
             (JOIN_INTEREST, "JOIN_INTEREST"),
             (JOIN_WAKER, "JOIN_WAKER"),
+            (OUTPUT, "OUTPUT"),
         ];
         write!(f, "State {{ gen: {}, flags: ", self.generation())?;
         let mut first = true;
@@ -236,14 +240,20 @@ impl State {
         })
     }
 
-    /// The future finished (or was dropped by a cancel); the stage now holds the output.
-    /// Returns the state after the transition, for the caller to read `JOIN_INTEREST` and
-    /// `JOIN_WAKER`.
-    pub(crate) fn complete(&self, gen: u32) -> Snapshot {
+    /// The future finished (or was dropped by a cancel); the stage now holds the output if
+    /// `has_output`. Returns the state after the transition, for the caller to read
+    /// `JOIN_INTEREST` and `JOIN_WAKER`.
+    pub(crate) fn complete(&self, gen: u32, has_output: bool) -> Snapshot {
+        let out = if has_output { OUTPUT } else { 0 };
         self.update(gen, |s| {
-            let next = s.with(COMPLETE, RUNNING | NOTIFIED | SCHEDULED);
+            let next = s.with(COMPLETE | out, RUNNING | NOTIFIED | SCHEDULED);
             Ok((next, next))
         })
+    }
+
+    /// The join handle moved the output out of the stage.
+    pub(crate) fn take_output(&self) {
+        self.0.fetch_and(!u64::from(OUTPUT), Ordering::AcqRel);
     }
 
     /// The join handle stores a waker: sets `JOIN_WAKER`. Fails (returning the snapshot) if the
@@ -306,7 +316,7 @@ mod tests {
         assert_eq!(s.end_poll(g, false), End::Idle);
         assert_eq!(s.wake(g), Wake::Schedule);
         assert_eq!(s.start_poll(g), Start::Poll);
-        let snap = s.complete(g);
+        let snap = s.complete(g, true);
         assert!(snap.has(COMPLETE | JOIN_INTEREST));
         assert_eq!(s.wake(g), Wake::Nothing, "no wake after completion");
         assert_eq!(s.drop_join_interest(g), Release::Free);
@@ -337,7 +347,7 @@ mod tests {
         assert_eq!(s.set_join_waker(g), Ok(()));
         assert_eq!(s.unset_join_waker(g), Ok(()));
         s.start_poll(g);
-        s.complete(g);
+        s.complete(g, true);
         assert!(s.set_join_waker(g).is_err());
         assert_eq!(s.drop_join_interest(g + 2), Release::Stale);
     }
@@ -375,7 +385,7 @@ mod loom_tests {
             s.start_poll(g);
             let s2 = s.clone();
             let t = loom::thread::spawn(move || s2.set_join_waker(g).is_ok());
-            let snap = s.complete(g);
+            let snap = s.complete(g, true);
             let registered = t.join().unwrap();
             if registered {
                 assert!(snap.has(JOIN_WAKER), "a registered waker must be seen by completion");

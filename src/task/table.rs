@@ -119,7 +119,11 @@ impl Entry {
 
     /// Runs `f` with the slot's address and the chunk's owner from a foreign thread (rule 2).
     /// Returns `None` if the chunk was freed.
-    pub(crate) fn with_foreign<R>(&self, slot: usize, f: impl FnOnce(*mut u8, *const ()) -> R) -> Option<R> {
+    pub(crate) fn with_foreign<R>(
+        &self,
+        slot: usize,
+        f: impl FnOnce(*mut u8, *const ()) -> R,
+    ) -> Option<R> {
         struct Guard<'a>(&'a AtomicUsize);
         impl Drop for Guard<'_> {
             fn drop(&mut self) {
