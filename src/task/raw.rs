@@ -238,7 +238,11 @@ mod tests {
     #[test]
     fn header_is_32_bytes_and_zst_future_fits_smallest_class() {
         assert_eq!(STAGE_OFFSET, 32);
-        assert_eq!(class_of::<std::future::Pending<()>>(), Some(0), "a zero-sized task fits 48 bytes");
+        assert_eq!(
+            class_of::<std::future::Pending<()>>(),
+            Some(0),
+            "a zero-sized task fits 48 bytes"
+        );
         assert_eq!(CLASSES[0], 48);
         // A 128-byte future with a small output stays inline.
         #[allow(dead_code)] // only its size matters

@@ -1,0 +1,4 @@
+//! Helpers shared by the bench files: memory accounting and the report.
+
+pub(crate) mod memory;
+pub(crate) mod report;

@@ -1,0 +1,437 @@
+//! omni side by side with tokio and async-executor: the same workloads, one process.
+//!
+//! Each workload has one function per runtime: omni (`omni::Runtime`), tokio (a `current_thread`
+//! runtime) and async-executor (a `LocalExecutor` driven by `futures_lite::future::block_on`). Every
+//! run builds a fresh runtime outside the timed region and times only the workload, with `Instant`,
+//! from inside the main future. Runs are interleaved (round r: omni, tokio, async-executor; repeat) so
+//! that drift in the machine hits all three alike, and each cell of the table is the median over the
+//! rounds.
+//!
+//! | id | what one operation is |
+//! |---|---|
+//! | `rt::spawn_join` | spawning a trivial task (`async {}`) and later awaiting its handle |
+//! | `rt::yield_pingpong` | one `yield_now().await` of one of two tasks yielding in turn |
+//! | `cont::pingpong` | one resume of a parked partner task: `cont::suspend` and `Cont::resume` on omni, a tokio `oneshot` per park on the peers |
+//! | `rt::parked_memory` | bytes per task parked on a never-ready zero-sized future: live heap from a counting allocator, and RSS growth from `/proc/self/statm` |
+//!
+//! Read the ratio columns as omni's median divided by the peer's: lower is better, and below 1.00
+//! omni is faster (or smaller) than that peer.
+//!
+//! ```text
+//! cargo bench --bench peers                    # everything, 15 rounds
+//! cargo bench --bench peers -- cont::          # only ids containing "cont::"
+//! PEERS_QUICK=1 cargo bench --bench peers      # sizes / 10, 3 rounds: a smoke run
+//! PEERS_ROUNDS=31 cargo bench --bench peers    # more rounds
+//! ```
+
+mod common;
+
+use std::cell::Cell;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_executor::LocalExecutor;
+use futures_lite::future;
+use omni::cont::{suspend, Cont};
+use tokio::sync::oneshot;
+
+use common::memory::{CountingAlloc, Footprint, Window};
+use common::report::{median, print_table, Config, Row, PEERS};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().expect("tokio runtime")
+}
+
+// ---------------------------------------------------------------------------------------------
+// rt::spawn_join: spawn n trivial tasks, keep the handles, await them in order.
+
+fn spawn_join_omni(n: usize) -> Duration {
+    let rt = omni::Runtime::new().expect("omni runtime");
+    rt.block_on(async move {
+        let mut handles = Vec::with_capacity(n);
+        let start = Instant::now();
+        for _ in 0..n {
+            handles.push(omni::spawn_local(async {}));
+        }
+        for h in handles {
+            h.await.expect("task failed");
+        }
+        start.elapsed()
+    })
+}
+
+fn spawn_join_tokio(n: usize) -> Duration {
+    let rt = tokio_rt();
+    rt.block_on(async move {
+        let mut handles = Vec::with_capacity(n);
+        let start = Instant::now();
+        for _ in 0..n {
+            handles.push(tokio::spawn(async {}));
+        }
+        for h in handles {
+            h.await.expect("task failed");
+        }
+        start.elapsed()
+    })
+}
+
+fn spawn_join_ae(n: usize) -> Duration {
+    let ex = LocalExecutor::new();
+    future::block_on(ex.run(async {
+        let mut handles = Vec::with_capacity(n);
+        let start = Instant::now();
+        for _ in 0..n {
+            handles.push(ex.spawn(async {}));
+        }
+        for h in handles {
+            h.await;
+        }
+        start.elapsed()
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// rt::yield_pingpong: two tasks each yield n times; both spawned, then both joined.
+
+fn yield_pingpong_omni(n: usize) -> Duration {
+    let rt = omni::Runtime::new().expect("omni runtime");
+    rt.block_on(async move {
+        let start = Instant::now();
+        let yielder = || async move {
+            for _ in 0..n {
+                omni::yield_now().await;
+            }
+        };
+        let (a, b) = (omni::spawn_local(yielder()), omni::spawn_local(yielder()));
+        a.await.expect("task failed");
+        b.await.expect("task failed");
+        start.elapsed()
+    })
+}
+
+fn yield_pingpong_tokio(n: usize) -> Duration {
+    let rt = tokio_rt();
+    rt.block_on(async move {
+        let start = Instant::now();
+        let yielder = || async move {
+            for _ in 0..n {
+                tokio::task::yield_now().await;
+            }
+        };
+        let (a, b) = (tokio::spawn(yielder()), tokio::spawn(yielder()));
+        a.await.expect("task failed");
+        b.await.expect("task failed");
+        start.elapsed()
+    })
+}
+
+fn yield_pingpong_ae(n: usize) -> Duration {
+    let ex = LocalExecutor::new();
+    future::block_on(ex.run(async {
+        let start = Instant::now();
+        let yielder = || async move {
+            for _ in 0..n {
+                future::yield_now().await;
+            }
+        };
+        let (a, b) = (ex.spawn(yielder()), ex.spawn(yielder()));
+        a.await;
+        b.await;
+        start.elapsed()
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// cont::pingpong: two tasks resume each other n round trips (2n resumes).
+//
+// Each side parks by leaving its resumer in its own cell, then resumes the partner parked in the
+// other cell, if any. The side that starts first finds no partner and just parks. Both sides park n
+// times; the side that finishes first then resumes its still-parked partner once more, without
+// parking, and the partner finds an empty cell when it finishes. Either side may start first.
+
+/// One side's cell: where it leaves its resumer while parked.
+type Slot<K> = Rc<Cell<Option<K>>>;
+
+async fn cont_side(n: usize, mine: Slot<Cont<u64>>, theirs: Slot<Cont<u64>>) -> u64 {
+    let mut sum = 0;
+    for i in 0..n as u64 {
+        sum += suspend(|k| {
+            mine.set(Some(k));
+            if let Some(partner) = theirs.take() {
+                partner.resume(i).ok();
+            }
+        })
+        .await
+        .expect("partner dropped its continuation");
+    }
+    if let Some(partner) = theirs.take() {
+        partner.resume(n as u64).ok();
+    }
+    sum
+}
+
+async fn oneshot_side(
+    n: usize,
+    mine: Slot<oneshot::Sender<u64>>,
+    theirs: Slot<oneshot::Sender<u64>>,
+) -> u64 {
+    let mut sum = 0;
+    for i in 0..n as u64 {
+        let (tx, rx) = oneshot::channel();
+        mine.set(Some(tx));
+        if let Some(partner) = theirs.take() {
+            partner.send(i).ok();
+        }
+        sum += rx.await.expect("partner dropped its sender");
+    }
+    if let Some(partner) = theirs.take() {
+        partner.send(n as u64).ok();
+    }
+    sum
+}
+
+fn cont_pingpong_omni(n: usize) -> Duration {
+    let rt = omni::Runtime::new().expect("omni runtime");
+    rt.block_on(async move {
+        let (x, y) = (Slot::default(), Slot::default());
+        let start = Instant::now();
+        let a = omni::spawn_local(cont_side(n, x.clone(), y.clone()));
+        let b = omni::spawn_local(cont_side(n, y, x));
+        black_box(a.await.expect("task failed") + b.await.expect("task failed"));
+        start.elapsed()
+    })
+}
+
+/// tokio needs a `LocalSet` for the `Rc` cells: its counterpart of `spawn_local`.
+fn cont_pingpong_tokio(n: usize) -> Duration {
+    let rt = tokio_rt();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let (x, y) = (Slot::default(), Slot::default());
+        let start = Instant::now();
+        let a = tokio::task::spawn_local(oneshot_side(n, x.clone(), y.clone()));
+        let b = tokio::task::spawn_local(oneshot_side(n, y, x));
+        black_box(a.await.expect("task failed") + b.await.expect("task failed"));
+        start.elapsed()
+    })
+}
+
+fn cont_pingpong_ae(n: usize) -> Duration {
+    let ex = LocalExecutor::new();
+    future::block_on(ex.run(async {
+        let (x, y) = (Slot::default(), Slot::default());
+        let start = Instant::now();
+        let a = ex.spawn(oneshot_side(n, x.clone(), y.clone()));
+        let b = ex.spawn(oneshot_side(n, y, x));
+        black_box(a.await + b.await);
+        start.elapsed()
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// rt::parked_memory: n detached tasks parked on a zero-sized never-ready future.
+
+/// Times any `Parked` has been polled; reset at the start of each run.
+static POLLED: AtomicUsize = AtomicUsize::new(0);
+
+/// A zero-sized future that is never ready and stores no waker, so a task on it parks for good
+/// after its first poll.
+struct Parked;
+
+const _: () = assert!(std::mem::size_of::<Parked>() == 0);
+
+impl Future for Parked {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        POLLED.fetch_add(1, Relaxed);
+        Poll::Pending
+    }
+}
+
+/// Yields until every one of the `n` tasks has been polled once; panics if that never happens.
+async fn all_polled<Y: Future<Output = ()>>(n: usize, yield_now: impl Fn() -> Y) {
+    let limit = 100 * n.max(1);
+    for _ in 0..limit {
+        if POLLED.load(Relaxed) >= n {
+            return;
+        }
+        yield_now().await;
+    }
+    panic!(
+        "rt::parked_memory: only {} of {n} spawned tasks were polled after {limit} yields of the \
+         main future; the runtime is not running spawned tasks",
+        POLLED.load(Relaxed)
+    );
+}
+
+fn parked_memory_omni(n: usize) -> Footprint {
+    POLLED.store(0, Relaxed);
+    let window = Window::open();
+    let rt = omni::Runtime::new().expect("omni runtime");
+    let footprint = rt.block_on(async move {
+        for _ in 0..n {
+            drop(omni::spawn_local(Parked));
+        }
+        all_polled(n, omni::yield_now).await;
+        window.close(n)
+    });
+    drop(rt);
+    footprint
+}
+
+fn parked_memory_tokio(n: usize) -> Footprint {
+    POLLED.store(0, Relaxed);
+    let window = Window::open();
+    let rt = tokio_rt();
+    let footprint = rt.block_on(async move {
+        for _ in 0..n {
+            drop(tokio::spawn(Parked));
+        }
+        all_polled(n, tokio::task::yield_now).await;
+        window.close(n)
+    });
+    drop(rt);
+    footprint
+}
+
+fn parked_memory_ae(n: usize) -> Footprint {
+    POLLED.store(0, Relaxed);
+    let window = Window::open();
+    let ex = LocalExecutor::new();
+    let footprint = future::block_on(ex.run(async {
+        for _ in 0..n {
+            ex.spawn(Parked).detach();
+        }
+        all_polled(n, future::yield_now).await;
+        window.close(n)
+    }));
+    drop(ex);
+    footprint
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness.
+
+/// How a workload is measured, with one function per peer in [`PEERS`] order.
+enum Measure {
+    /// Each function returns the time for the workload of size n, which does `ops_per_n * n`
+    /// operations; the row is ns per operation.
+    Time { unit: &'static str, ops_per_n: usize, runs: [fn(usize) -> Duration; 3] },
+    /// Each function returns bytes per task; the workload gives a heap row and an RSS row.
+    Memory { runs: [fn(usize) -> Footprint; 3] },
+}
+
+struct Workload {
+    id: &'static str,
+    /// Size at full scale (tasks, or yields or round trips per task).
+    n: usize,
+    measure: Measure,
+}
+
+fn workloads() -> Vec<Workload> {
+    use Measure::{Memory, Time};
+    vec![
+        Workload {
+            id: "rt::spawn_join",
+            n: 100_000,
+            measure: Time {
+                unit: "ns per task spawned and joined",
+                ops_per_n: 1,
+                runs: [spawn_join_omni, spawn_join_tokio, spawn_join_ae],
+            },
+        },
+        Workload {
+            id: "rt::yield_pingpong",
+            n: 1_000_000,
+            measure: Time {
+                unit: "ns per yield (two tasks, n yields each)",
+                ops_per_n: 2,
+                runs: [yield_pingpong_omni, yield_pingpong_tokio, yield_pingpong_ae],
+            },
+        },
+        Workload {
+            id: "cont::pingpong",
+            n: 1_000_000,
+            measure: Time {
+                unit: "ns per resume (n round trips, two resumes each)",
+                ops_per_n: 2,
+                runs: [cont_pingpong_omni, cont_pingpong_tokio, cont_pingpong_ae],
+            },
+        },
+        Workload {
+            id: "rt::parked_memory",
+            n: 1_000_000,
+            measure: Memory { runs: [parked_memory_omni, parked_memory_tokio, parked_memory_ae] },
+        },
+    ]
+}
+
+/// Runs `run` for each peer, `rounds` times interleaved, and returns the samples per peer.
+fn interleave<T>(rounds: usize, n: usize, runs: &[fn(usize) -> T; 3]) -> [Vec<T>; 3] {
+    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        eprint!("\r  round {}/{rounds}", round + 1);
+        for (peer, run) in runs.iter().enumerate() {
+            samples[peer].push(run(n));
+        }
+    }
+    eprintln!();
+    samples
+}
+
+fn measure(w: &Workload, cfg: &Config) -> Vec<Row> {
+    let n = cfg.size(w.n);
+    match &w.measure {
+        Measure::Time { unit, ops_per_n, runs } => {
+            let ops = (n * ops_per_n) as f64;
+            let samples = interleave(cfg.rounds, n, runs);
+            let medians = samples
+                .map(|s| median(&s.iter().map(|d| d.as_nanos() as f64 / ops).collect::<Vec<_>>()));
+            vec![Row { id: w.id.to_string(), unit, medians }]
+        }
+        Measure::Memory { runs } => {
+            let samples = interleave(cfg.memory_rounds, n, runs);
+            let heap =
+                samples.each_ref().map(|s| median(&s.iter().map(|f| f.heap).collect::<Vec<_>>()));
+            let rss =
+                samples.each_ref().map(|s| median(&s.iter().map(|f| f.rss).collect::<Vec<_>>()));
+            vec![
+                Row {
+                    id: format!("{} heap B/task", w.id),
+                    unit: "live heap bytes per parked task (counting allocator)",
+                    medians: heap,
+                },
+                Row {
+                    id: format!("{} rss B/task", w.id),
+                    unit: "resident bytes per parked task (/proc/self/statm delta)",
+                    medians: rss,
+                },
+            ]
+        }
+    }
+}
+
+fn main() {
+    let cfg = Config::from_env();
+    let mut rows = Vec::new();
+    for w in workloads().iter().filter(|w| cfg.selects(w.id)) {
+        eprintln!("peers: {} (n = {}, {})", w.id, cfg.size(w.n), PEERS.join(", "));
+        let start = Instant::now();
+        rows.extend(measure(w, &cfg));
+        eprintln!("peers: {} done in {:.1?}", w.id, start.elapsed());
+    }
+    if rows.is_empty() {
+        eprintln!("peers: no workload matches the filter");
+        return;
+    }
+    print_table(&rows, &cfg);
+}
