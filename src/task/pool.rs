@@ -82,3 +82,40 @@ impl Pool {
         std::mem::take(&mut self.chunks)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_slots_are_reused_and_exhausted_ones_retired() {
+        let owner = Box::new(0u8);
+        let mut pool = Pool::new(&*owner as *const u8 as *const (), false);
+        let (a, h) = pool.alloc(0);
+        // SAFETY: `h` is the header of a slot this pool just handed out.
+        let header = unsafe { &*h };
+        header.state.occupy();
+        let gen = header.state.vacate();
+        pool.release(a, 0, gen);
+        let (b, h) = pool.alloc(0);
+        assert_eq!(a, b, "a freed slot is reused first");
+
+        // SAFETY: as above.
+        let header = unsafe { &*h };
+        header.state.set_generation_for_test(table::GEN_RETIRE + 1);
+        let gen = header.state.vacate();
+        assert!(gen >= table::GEN_RETIRE);
+        pool.release(b, 0, gen);
+        let (c, _) = pool.alloc(0);
+        assert_ne!(b, c, "a slot whose generation is nearly exhausted is retired");
+
+        for chunk in pool.take_chunks() {
+            // SAFETY: the chunk is ours, its slots are vacant (`c` was never occupied) and no
+            // runtime uses it.
+            unsafe {
+                let base = table::unpublish(chunk);
+                table::free_chunk(chunk, base, table::GEN_RETIRE + 2);
+            }
+        }
+    }
+}

@@ -191,6 +191,13 @@ impl State {
         gen
     }
 
+    /// Test hook: jumps the slot to generation `gen` (to reach retirement without 2^32 spawns).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn set_generation_for_test(&self, gen: u32) {
+        let flags = self.0.load(Ordering::Relaxed) & FLAGS;
+        self.0.store((u64::from(gen) << 32) | flags, Ordering::Release);
+    }
+
     /// A waker fired.
     pub(crate) fn wake(&self, gen: u32) -> Wake {
         self.update(gen, |s| {
