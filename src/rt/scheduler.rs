@@ -365,6 +365,19 @@ impl Scheduler {
 
     /// Cancels every task, drops every future and output exactly once, and frees the chunks.
     pub(crate) fn shutdown(&self) {
+        // Futures and outputs are dropped under `catch_unwind`, but a user waker may still
+        // panic. Unwinding out of here would leave chunks published with an owner that is about
+        // to be freed, so a panic aborts instead.
+        struct AbortOnUnwind;
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    eprintln!("omni: a panic escaped runtime shutdown (a waker panicked); aborting");
+                    std::process::abort();
+                }
+            }
+        }
+        let _abort = AbortOnUnwind;
         {
             let _pool = self.shared.lock_pool();
             self.shared.shutdown.store(true, Release);
