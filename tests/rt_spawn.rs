@@ -390,3 +390,22 @@ fn auto_traits() {
     fn send<T: Send>() {}
     send::<omni::cont::Suspend<u32, fn(Cont<u32>)>>();
 }
+
+#[test]
+fn a_panicking_block_on_future_still_shuts_the_runtime_down() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        omni::block_on(async move {
+            let g = DropCount(d);
+            drop(omni::spawn_local(async move {
+                let _g = g;
+                std::future::pending::<()>().await
+            }));
+            omni::yield_now().await;
+            panic!("main future failed");
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(drops.load(SeqCst), 1, "the parked task's future was dropped once");
+}

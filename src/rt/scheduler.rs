@@ -368,16 +368,20 @@ impl Scheduler {
         // Futures and outputs are dropped under `catch_unwind`, but a user waker may still
         // panic. Unwinding out of here would leave chunks published with an owner that is about
         // to be freed, so a panic aborts instead.
-        struct AbortOnUnwind;
+        // (A runtime dropped while the thread is already unwinding, e.g. `block_on`'s future
+        // panicked, is shut down normally: only a panic that starts in here aborts.)
+        struct AbortOnUnwind(bool);
         impl Drop for AbortOnUnwind {
             fn drop(&mut self) {
-                if std::thread::panicking() {
-                    eprintln!("omni: a panic escaped runtime shutdown (a waker panicked); aborting");
+                if std::thread::panicking() && !self.0 {
+                    eprintln!(
+                        "omni: a panic escaped runtime shutdown (a waker panicked); aborting"
+                    );
                     std::process::abort();
                 }
             }
         }
-        let _abort = AbortOnUnwind;
+        let _abort = AbortOnUnwind(std::thread::panicking());
         {
             let _pool = self.shared.lock_pool();
             self.shared.shutdown.store(true, Release);
