@@ -29,6 +29,7 @@ mod common;
 use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
+use std::io::IsTerminal;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -377,14 +378,19 @@ fn workloads() -> Vec<Workload> {
 
 /// Runs `run` for each peer, `rounds` times interleaved, and returns the samples per peer.
 fn interleave<T>(rounds: usize, n: usize, runs: &[fn(usize) -> T; 3]) -> [Vec<T>; 3] {
+    let tty = std::io::stderr().is_terminal();
     let mut samples = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        eprint!("\r  round {}/{rounds}", round + 1);
+        if tty {
+            eprint!("\r  round {}/{rounds}", round + 1);
+        }
         for (peer, run) in runs.iter().enumerate() {
             samples[peer].push(run(n));
         }
     }
-    eprintln!();
+    if tty {
+        eprintln!();
+    }
     samples
 }
 

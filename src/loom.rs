@@ -2,20 +2,37 @@
 //! code runs on `std` normally and under the loom model checker with `RUSTFLAGS="--cfg loom"`.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex};
 
-/// Spin-wait hint that lets loom switch threads (where a real CPU would just pause).
-#[inline]
-pub(crate) fn spin_hint() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::hint::spin_loop();
+/// Waiting out another thread's short critical section: spin a little, then yield the CPU so
+/// a preempted peer (on a machine with few cores) can finish. Under loom every step yields, so
+/// the model checker can switch threads.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff(u32);
+
+impl Backoff {
+    /// One wait step.
+    #[inline]
+    pub(crate) fn snooze(&mut self) {
+        #[cfg(loom)]
+        loom::thread::yield_now();
+        #[cfg(not(loom))]
+        {
+            if self.0 < 6 {
+                for _ in 0..(1 << self.0) {
+                    std::hint::spin_loop();
+                }
+                self.0 += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
 }

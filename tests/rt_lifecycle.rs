@@ -153,3 +153,97 @@ fn hot_types_stay_small() {
     assert_eq!(size_of::<Option<omni::Id>>(), 16);
     assert_eq!(size_of::<omni::cont::Cont<u64>>(), 16);
 }
+
+#[derive(Debug)]
+struct CountDrop(Arc<std::sync::atomic::AtomicUsize>);
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A join waker whose destructor panics must not make the runtime drop the output twice.
+#[test]
+fn panicking_join_waker_destructor_drops_the_output_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    struct PanicOnDrop;
+    impl std::task::Wake for PanicOnDrop {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("waker destructor panicked");
+            }
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = omni::Runtime::new().unwrap();
+    rt.block_on({
+        let drops = drops.clone();
+        async move {
+            let mut h = omni::spawn_local(async move {
+                omni::yield_now().await;
+                CountDrop(drops)
+            });
+            let w = Waker::from(Arc::new(PanicOnDrop));
+            let mut cx = Context::from_waker(&w);
+            assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
+            drop(w); // the slot now holds the only reference
+            for _ in 0..3 {
+                omni::yield_now().await;
+            }
+            assert!(h.is_finished());
+            drop(h); // frees the slot: drops the output, then the panicking waker (contained)
+        }
+    });
+    drop(rt);
+    assert_eq!(drops.load(SeqCst), 1);
+}
+
+/// An executor that polls a join handle inline from its waker: completing the task re-enters
+/// the scheduler from inside the wake, freeing the slot that stored the waker.
+#[test]
+fn join_waker_that_polls_the_handle_inline() {
+    struct Inline {
+        handle: RefCell<Option<omni::JoinHandle<u32>>>,
+        got: Cell<Option<u32>>,
+    }
+    // The test is single-threaded; the waker never leaves this thread.
+    struct InlineWaker(Rc<Inline>);
+    // SAFETY: test only; this waker is created, woken and dropped on the test thread alone.
+    unsafe impl Send for InlineWaker {}
+    // SAFETY: test only; this waker is created, woken and dropped on the test thread alone.
+    unsafe impl Sync for InlineWaker {}
+    impl std::task::Wake for InlineWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let mut slot = self.0.handle.borrow_mut();
+            if let Some(h) = slot.as_mut() {
+                let mut cx = Context::from_waker(Waker::noop());
+                if let Poll::Ready(v) = Pin::new(h).poll(&mut cx) {
+                    self.0.got.set(Some(v.unwrap()));
+                    *slot = None;
+                }
+            }
+        }
+    }
+    let state = omni::block_on(async {
+        let inline = Rc::new(Inline { handle: RefCell::new(None), got: Cell::new(None) });
+        let mut h = omni::spawn_local(async {
+            omni::yield_now().await;
+            77
+        });
+        let w = Waker::from(Arc::new(InlineWaker(inline.clone())));
+        assert!(Pin::new(&mut h).poll(&mut Context::from_waker(&w)).is_pending());
+        drop(w);
+        *inline.handle.borrow_mut() = Some(h);
+        for _ in 0..3 {
+            omni::yield_now().await;
+        }
+        inline
+    });
+    assert_eq!(state.got.get(), Some(77));
+}

@@ -21,7 +21,7 @@
 //! continuation waits. In every other phase the future owns both. Memory held: one cell (40
 //! bytes) per suspension alive at the peak; no allocation per suspend or resume in steady state.
 
-use crate::loom::{spin_hint, AtomicU64, Ordering::*};
+use crate::loom::{AtomicU64, Backoff, Ordering::*};
 use std::cell::{RefCell, UnsafeCell};
 use std::sync::Mutex;
 use std::task::Waker;
@@ -69,9 +69,15 @@ impl ContCell {
     }
 
     /// Future side: arms a vacant cell with the value slot and waker. Returns the generation.
-    pub(crate) fn arm(&self, value: *mut (), waker: Waker) -> u32 {
+    ///
+    /// # Safety
+    ///
+    /// The cell is vacant and was handed to the caller by [`alloc`]; `value` points to an
+    /// `UnsafeCell<Option<T>>` inside a pinned future that calls [`ContCell::release`] before it
+    /// goes away.
+    pub(crate) unsafe fn arm(&self, value: *mut (), waker: Waker) -> u32 {
         let gen = (self.state.load(Relaxed) >> 32) as u32 + 1;
-        // SAFETY: the cell is vacant and was handed to us by the pool: nobody else owns it.
+        // SAFETY: the cell is vacant and ours (caller's contract): nobody else reads the fields.
         unsafe {
             *self.value.get() = value;
             *self.waker.get() = Some(waker);
@@ -86,9 +92,12 @@ impl ContCell {
         ((w >> 32) as u32 == gen).then_some(w as u32)
     }
 
-    /// Future side: replaces the waker if the phase is still `WAITING`. Returns false if the
-    /// continuation finished meanwhile.
+    /// Future side: makes `waker` the one to wake, if the phase is still `WAITING`. Returns
+    /// false if the continuation finished meanwhile. No user code runs while the cell is
+    /// `UPDATING`: the waker is cloned before and the old one dropped after.
     pub(crate) fn update_waker(&self, gen: u32, waker: &Waker) -> bool {
+        let new = waker.clone();
+        let mut backoff = Backoff::default();
         loop {
             match self.state.compare_exchange(
                 word(gen, WAITING),
@@ -99,13 +108,17 @@ impl ContCell {
                 Ok(_) => {
                     // SAFETY: UPDATING gives the future side the waker field.
                     let slot = unsafe { &mut *self.waker.get() };
-                    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                        *slot = Some(waker.clone());
-                    }
+                    // `will_wake` compares data and vtable pointers: no user code.
+                    let old = if slot.as_ref().is_some_and(|w| w.will_wake(&new)) {
+                        Some(new)
+                    } else {
+                        slot.replace(new)
+                    };
                     self.state.store(word(gen, WAITING), Release);
+                    drop(old);
                     return true;
                 }
-                Err(w) if w as u32 == WRITING => spin_hint(),
+                Err(w) if w as u32 == WRITING => backoff.snooze(),
                 Err(_) => return false,
             }
         }
@@ -113,6 +126,7 @@ impl ContCell {
 
     /// Continuation side: claims the cell to resume or abandon it.
     pub(crate) fn finish(&self, gen: u32) -> Finish {
+        let mut backoff = Backoff::default();
         loop {
             match self.state.compare_exchange(
                 word(gen, WAITING),
@@ -121,7 +135,7 @@ impl ContCell {
                 Acquire,
             ) {
                 Ok(_) => return Finish::Won,
-                Err(w) if (w >> 32) as u32 == gen && w as u32 == UPDATING => spin_hint(),
+                Err(w) if (w >> 32) as u32 == gen && w as u32 == UPDATING => backoff.snooze(),
                 Err(_) => return Finish::Lost,
             }
         }
@@ -155,12 +169,18 @@ impl ContCell {
     /// Future side, when the future completes or is dropped: waits out a continuation in the
     /// middle of `WRITING`, then vacates the cell (next generation) and returns it to the pool.
     /// Returns the phase it ended in and whether the cell may be reused (else it is retired).
-    pub(crate) fn release(&self, gen: u32) -> (u32, bool) {
+    ///
+    /// # Safety
+    ///
+    /// Called once, by the future side that armed the cell at `gen`.
+    pub(crate) unsafe fn release(&self, gen: u32) -> (u32, bool) {
         let mut w = self.state.load(Acquire);
+        let mut backoff = Backoff::default();
         loop {
             let phase = w as u32;
+            debug_assert_eq!((w >> 32) as u32, gen, "release of a cell armed by someone else");
             if phase == WRITING || phase == UPDATING {
-                spin_hint();
+                backoff.snooze();
                 w = self.state.load(Acquire);
                 continue;
             }
@@ -243,7 +263,8 @@ mod loom_tests {
             let cell = Arc::new(ContCell::new());
             let slot = Arc::new(std::sync::Mutex::new(None::<u32>));
             let slot_ptr = &*slot as *const std::sync::Mutex<Option<u32>> as *mut ();
-            let gen = cell.arm(slot_ptr, noop_waker());
+            // SAFETY: a fresh cell; the slot outlives the model iteration.
+            let gen = unsafe { cell.arm(slot_ptr, noop_waker()) };
             let c2 = cell.clone();
             let s2 = slot.clone();
             let t = loom::thread::spawn(move || match c2.finish(gen) {
@@ -259,7 +280,8 @@ mod loom_tests {
                 }
                 Finish::Lost => false,
             });
-            let (phase, _) = cell.release(gen);
+            // SAFETY: the future side, once.
+            let (phase, _) = unsafe { cell.release(gen) };
             let resumed = t.join().unwrap();
             assert_eq!(resumed, phase == RESUMED);
             assert_eq!(slot.lock().unwrap().is_some(), resumed);

@@ -19,6 +19,7 @@
 
 mod cell;
 
+use crate::loom::Backoff;
 use cell::{ContCell, Finish, ABANDONED, RESUMED, UPDATING, WAITING, WRITING};
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -86,7 +87,10 @@ where
 pub struct Suspend<T, F> {
     f: Option<F>,
     cell: Option<(&'static ContCell, u32)>,
-    /// Written by the continuation while it owns the cell's `WRITING` phase.
+    /// Written by the continuation while it owns the cell's `WRITING` phase, possibly while a
+    /// `&mut Suspend` exists on the polling thread. That is sound because the future is
+    /// `!Unpin` (`PhantomPinned`), which exempts `&mut Suspend` from `noalias`, and the poller
+    /// never touches `value` during `WRITING`; the same pattern as intrusive waiter lists.
     value: UnsafeCell<Option<T>>,
     _pin: PhantomPinned,
 }
@@ -112,16 +116,20 @@ impl<T, F: FnOnce(Cont<T>)> Future for Suspend<T, F> {
             None => {
                 let f = this.f.take().expect("Suspend polled after it completed");
                 let cell = cell::alloc();
-                let gen = cell.arm(this.value.get() as *mut (), cx.waker().clone());
+                // SAFETY: a vacant cell from the pool; `value` lives in this pinned future, whose
+                // completion or drop releases the cell.
+                let gen = unsafe { cell.arm(this.value.get() as *mut (), cx.waker().clone()) };
                 this.cell = Some((cell, gen));
                 f(Cont { cell, gen, _value: PhantomData });
                 (cell, gen)
             }
         };
+        let mut backoff = Backoff::default();
         loop {
             match cell.phase(gen) {
                 Some(RESUMED) | Some(ABANDONED) => {
-                    let (phase, reuse) = cell.release(gen);
+                    // SAFETY: we armed the cell at `gen`, and release it once (`cell` is cleared).
+                    let (phase, reuse) = unsafe { cell.release(gen) };
                     this.cell = None;
                     this.f = None;
                     if reuse {
@@ -140,8 +148,10 @@ impl<T, F: FnOnce(Cont<T>)> Future for Suspend<T, F> {
                         return Poll::Pending;
                     }
                 }
-                // The continuation is writing: it wakes us when done.
-                Some(WRITING) | Some(UPDATING) => return Poll::Pending,
+                // The continuation is writing (a few instructions, no user code). Wait it out
+                // rather than return `Pending`: it would wake the waker stored in the cell,
+                // which may not be the one this poll was given.
+                Some(WRITING) | Some(UPDATING) => backoff.snooze(),
                 _ => unreachable!("omni: continuation cell in an unknown phase"),
             }
         }
@@ -152,7 +162,8 @@ impl<T, F> Drop for Suspend<T, F> {
     fn drop(&mut self) {
         if let Some((cell, gen)) = self.cell.take() {
             // Waits out a resume in progress; afterwards no continuation can touch `value`.
-            let (_, reuse) = cell.release(gen);
+            // SAFETY: we armed the cell at `gen` and release it once (`take` above).
+            let (_, reuse) = unsafe { cell.release(gen) };
             if reuse {
                 cell::free(cell);
             }

@@ -81,7 +81,9 @@ impl Shared {
             drop(fut);
             return JoinHandle::refused();
         }
-        let key = alloc_task(&mut pool, fut);
+        // The lock is held until the task is written, so shutdown (which sets the flag under
+        // the lock) sees every task spawned before it.
+        let key = alloc_task(|class| pool.alloc(class), fut);
         drop(pool);
         self.push(Remote::Run(key));
         JoinHandle::new(key)
@@ -97,18 +99,18 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Writes `fut` into a fresh slot of `pool` and returns the task's key. The task starts
-/// `SCHEDULED` with a join interest; the caller queues it.
-fn alloc_task<F: Future>(pool: &mut Pool, fut: F) -> u64 {
+/// Writes `fut` into a fresh slot from `alloc` (a pool's `alloc`) and returns the task's key.
+/// The task starts `SCHEDULED` with a join interest; the caller queues it.
+fn alloc_task<F: Future>(mut alloc: impl FnMut(usize) -> (u32, *mut Header), fut: F) -> u64 {
     let (index, h, gen);
     match raw::class_of::<F>() {
         Some(class) => {
-            (index, h) = pool.alloc(class);
+            (index, h) = alloc(class);
             // SAFETY: a vacant slot of a class that fits `F` inline, owned by this pool.
             unsafe { Ops::<F, false>::init(h, fut) };
         }
         None => {
-            (index, h) = pool.alloc(raw::BOXED_CLASS);
+            (index, h) = alloc(raw::BOXED_CLASS);
             // SAFETY: a vacant slot; the boxed layout needs only a pointer's room.
             unsafe { Ops::<F, true>::init(h, fut) };
         }
@@ -194,9 +196,10 @@ impl Scheduler {
             drop(fut);
             return JoinHandle::refused();
         }
-        let mut core = self.core.borrow_mut();
-        let key = alloc_task(&mut core.pool, fut);
-        core.queue.push_back(key);
+        // The borrow covers only the slot allocation: if that panics (region exhausted), the
+        // future is dropped after the borrow ends, so its destructor may spawn or wake.
+        let key = alloc_task(|class| self.core.borrow_mut().pool.alloc(class), fut);
+        self.core.borrow_mut().queue.push_back(key);
         JoinHandle::new(key)
     }
 
@@ -314,9 +317,12 @@ impl Scheduler {
         if snap.has(JOIN_INTEREST) {
             if snap.has(JOIN_WAKER) {
                 // SAFETY: JOIN_WAKER was set when COMPLETE went in, so the handle no longer
-                // writes the field; it is freed only by this thread.
-                if let Some(w) = unsafe { &*header.join_waker.get() } {
-                    w.wake_by_ref();
+                // writes the field; only this thread frees it. The waker is cloned first:
+                // waking may re-enter (an inline executor polling the handle, which frees the
+                // slot and drops the stored waker).
+                let w = unsafe { &*header.join_waker.get() }.clone();
+                if let Some(w) = w {
+                    w.wake();
                 }
             }
         } else {
@@ -325,15 +331,23 @@ impl Scheduler {
     }
 
     /// Drops the stage (output) of a completed task and returns the slot to its pool.
+    ///
+    /// The slot is vacated (new generation, so no key reaches it and shutdown skips it) and its
+    /// join waker moved out *before* any user destructor runs; a destructor that panics or
+    /// re-enters the scheduler therefore cannot cause a second drop.
     fn free_slot(&self, key: u64, h: *mut Header) {
         // SAFETY: our own completed slot with no join interest left: nobody else touches it.
         let header = unsafe { &*h };
         let has_output = header.state.load().has(OUTPUT);
-        // SAFETY: as above; the task is complete and `OUTPUT` says whether an output is there.
-        unsafe { ((*header.vtable.get()).drop_stage)(h, true, has_output) };
         // SAFETY: as above.
-        drop(unsafe { (*header.join_waker.get()).take() });
+        let waker = unsafe { (*header.join_waker.get()).take() };
+        // SAFETY: as above; read before vacating, the vtable stays valid for the drop below.
+        let vtable = unsafe { *header.vtable.get() };
         let gen = header.state.vacate();
+        // SAFETY: the stage still holds what the task left (the slot returns to the pool only
+        // below); `has_output` says whether that is an output.
+        unsafe { (vtable.drop_stage)(h, true, has_output) };
+        raw::drop_contained(waker);
         let index = index_of(key);
         let (class, remote) = table::entry(table::split(index).0).expect("own chunk").class();
         if remote {
@@ -437,11 +451,16 @@ impl Scheduler {
                 let snap = header.state.load();
                 let mut gen = snap.generation();
                 if gen % 2 == 1 {
-                    // SAFETY: phase one completed every task; `OUTPUT` says if one is there.
-                    unsafe { ((*header.vtable.get()).drop_stage)(h, true, snap.has(OUTPUT)) };
-                    // SAFETY: exclusive access.
-                    drop(unsafe { (*header.join_waker.get()).take() });
+                    // Vacate first, as in `free_slot`, so a panicking destructor cannot lead
+                    // to a second drop.
+                    // SAFETY: exclusive access (unpublished chunk).
+                    let waker = unsafe { (*header.join_waker.get()).take() };
+                    // SAFETY: as above.
+                    let vtable = unsafe { *header.vtable.get() };
                     gen = header.state.vacate();
+                    // SAFETY: phase one completed every task; `OUTPUT` says if one is there.
+                    unsafe { (vtable.drop_stage)(h, true, snap.has(OUTPUT)) };
+                    raw::drop_contained(waker);
                 }
                 max_gen = max_gen.max(gen);
             }

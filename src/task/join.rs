@@ -250,8 +250,10 @@ impl<T> JoinHandle<T> {
                 }
                 // Register the waker. While JOIN_WAKER is clear the field is ours to write.
                 if s.has(JOIN_WAKER) {
-                    // SAFETY: with JOIN_WAKER set the scheduler only reads the field, and only
-                    // after COMPLETE; reading it here to compare is a shared read.
+                    // SAFETY: with JOIN_WAKER set the scheduler reads the field only after
+                    // COMPLETE, and writes it (takes the waker) only when freeing the slot, which
+                    // needs our join interest gone (or, at shutdown, the chunk unpublished, which
+                    // waits for this `with_slot` to end). Comparing is a shared read.
                     let same = unsafe { &*h.join_waker.get() }
                         .as_ref()
                         .is_some_and(|w| w.will_wake(cx.waker()));

@@ -132,6 +132,9 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
         }
     }
 
+    /// # Safety
+    ///
+    /// [`Vtable::poll`]'s contract.
     unsafe fn poll(h: *mut Header, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: caller's contract: occupied, this type, not complete, so `future` is live.
         let stage = unsafe { &mut *Self::stage(h) };
@@ -147,14 +150,25 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
         // SAFETY: the future is live and is dropped exactly once, here.
         let dropped =
             catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(&mut stage.future) }));
+        // Nothing may unwind out of here: the future is gone, and the state still says RUNNING.
         let out = match (out, dropped) {
-            (Ok(_), Err(p)) => Err(p),
-            (out, _) => out,
+            (out, Ok(())) => out,
+            (Ok(v), Err(p)) => {
+                drop_contained(Some(v));
+                Err(p)
+            }
+            (Err(p), Err(second)) => {
+                drop_panic(second);
+                Err(p)
+            }
         };
         stage.output = ManuallyDrop::new(out);
         Poll::Ready(())
     }
 
+    /// # Safety
+    ///
+    /// [`Vtable::cancel`]'s contract.
     unsafe fn cancel(h: *mut Header) -> bool {
         // SAFETY: caller's contract: the future is live.
         let stage = unsafe { &mut *Self::stage(h) };
@@ -170,6 +184,9 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
         }
     }
 
+    /// # Safety
+    ///
+    /// [`Vtable::drop_stage`]'s contract.
     unsafe fn drop_stage(h: *mut Header, complete: bool, has_output: bool) {
         // SAFETY: caller's contract: occupied by this type; `complete` says which field is live.
         unsafe {
@@ -194,6 +211,9 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
         }
     }
 
+    /// # Safety
+    ///
+    /// [`Vtable::read_output`]'s contract.
     unsafe fn read_output(h: *mut Header, dst: *mut ()) {
         // SAFETY: caller's contract: complete, so `output` is live; `dst` has the right type.
         unsafe {
@@ -201,6 +221,13 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
             let out = ManuallyDrop::take(&mut stage.output);
             *(dst as *mut Option<Result<F::Output, Panic>>) = Some(out);
         }
+    }
+}
+
+/// Drops a value whose destructor may panic, without unwinding (a panic is reported).
+pub(crate) fn drop_contained<T>(v: Option<T>) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        drop_panic(p);
     }
 }
 

@@ -147,7 +147,9 @@ impl State {
     fn update<R>(&self, gen: u32, mut f: impl FnMut(Snapshot) -> Result<(Snapshot, R), R>) -> R {
         let mut cur = self.load();
         loop {
-            if cur.generation() != gen {
+            // An even generation never names a task (it marks a vacant slot, or a refused
+            // handle's key).
+            if cur.generation() != gen || gen % 2 == 0 {
                 // The caller passes a fallback through `f` for a stale key.
                 return match f(Snapshot(u64::MAX)) {
                     Ok((_, r)) | Err(r) => r,
@@ -227,7 +229,9 @@ impl State {
     /// The scheduler popped the task's key and is about to poll it.
     pub(crate) fn start_poll(&self, gen: u32) -> Start {
         self.update(gen, |s| {
-            if s.0 == u64::MAX || s.has(COMPLETE) {
+            // RUNNING here would mean a poll unwound half-way; never touch such a task again.
+            if s.0 == u64::MAX || s.has(COMPLETE) || s.has(RUNNING) {
+                debug_assert!(s.0 == u64::MAX || !s.has(RUNNING), "start_poll of a running task");
                 return Err(Start::Stale);
             }
             let next = s.with(RUNNING, SCHEDULED | NOTIFIED);

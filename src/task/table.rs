@@ -11,7 +11,8 @@
 //!
 //! - `base`: the chunk's memory, or null once the chunk was freed;
 //! - `owner`: an opaque pointer identifying the owning runtime (its `Shared`), or null;
-//! - `readers`: how many foreign threads are inside the chunk right now.
+//! - `readers`: how many foreign threads are inside the chunk right now, and whether the gate
+//!   is closed.
 //!
 //! Protocol (the invariant every unsafe block here relies on):
 //!
@@ -21,17 +22,23 @@
 //! 2. **Foreign threads** increment `readers`, then load `base`; if it is non-null the chunk (and
 //!    the `Shared` that `owner` names, which outlives its chunks) stays valid until they
 //!    decrement `readers`.
-//! 3. **Freeing** stores null into `base`, then waits for `readers` to reach zero, then frees
-//!    the memory. Both sides use `SeqCst`, so either the reader sees null or the freer sees the
-//!    reader (the store-load pattern of Dekker's algorithm).
+//! 3. **Freeing** closes the gate, then waits for `readers` to reach zero, then clears `base`
+//!    and `owner` and frees the memory. Closing and entering are read-modify-writes of one word
+//!    (a closed bit beside the reader count), so either the reader entered first and the freer
+//!    waits for it, or the reader sees the gate closed. Publishing stores `base` and `owner`
+//!    (release) before opening the gate, so a thread that sees itself as owner (acquire) or
+//!    enters also sees the chunk and its initialised headers.
+//!
+//! Rules 2 and 3 live in [`Gate`], which goes through `crate::loom` and has a loom model.
 //!
 //! A recycled chunk id starts its slots at a generation above every generation its previous
 //! chunk handed out, so a key of a freed chunk never names a task of the new one. An id whose
 //! generations are nearly exhausted is retired, never recycled.
 
+use crate::loom::{AtomicPtr as GatePtr, AtomicUsize as GateCount, Backoff};
 use std::alloc::{alloc, dealloc, Layout};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::*};
 use std::sync::Mutex;
 
 /// Slots per chunk; the low 8 bits of a task index.
@@ -48,11 +55,96 @@ pub(crate) const REMOTE_FLAG: u32 = 1 << 31;
 /// A chunk id whose next generation passes this is retired instead of recycled.
 pub(crate) const GEN_RETIRE: u32 = u32::MAX - (1 << 20);
 
+/// The publication state of one chunk: rules 2 and 3 of the module doc.
+///
+/// `word` packs a `CLOSED` bit and the number of foreign readers inside, so entering and
+/// closing are read-modify-writes of one location: they are totally ordered without relying on
+/// sequentially consistent loads (a store-load pattern across two locations, which an earlier
+/// version used, is exactly what loom flagged).
+pub(crate) struct Gate {
+    word: GateCount,
+    base: GatePtr<u8>,
+    owner: GatePtr<()>,
+}
+
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// A foreign thread inside a published chunk; leaving drops the reader count.
+pub(crate) struct Inside<'a> {
+    gate: &'a Gate,
+    pub(crate) base: *mut u8,
+    pub(crate) owner: *const (),
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        let before = self.gate.word.fetch_sub(1, Release);
+        debug_assert!(before & !CLOSED > 0, "chunk reader count underflow");
+    }
+}
+
+impl Gate {
+    pub(crate) fn new() -> Gate {
+        Gate {
+            word: GateCount::new(CLOSED),
+            base: GatePtr::new(ptr::null_mut()),
+            owner: GatePtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Publishes `base` for `owner` and opens the gate. Everything written before is visible
+    /// to a thread that sees `owner` (acquire) or enters (rule 2).
+    pub(crate) fn publish(&self, base: *mut u8, owner: *const ()) {
+        self.base.store(base, Release);
+        self.owner.store(owner as *mut (), Release);
+        // `fetch_and`, not a store: a stale reader may be passing through the closed gate.
+        self.word.fetch_and(!CLOSED, Release);
+    }
+
+    /// Whether `owner` owns the chunk (rule 1's check).
+    #[inline]
+    pub(crate) fn is_owned_by(&self, owner: *const ()) -> bool {
+        !owner.is_null() && ptr::eq(self.owner.load(Acquire), owner)
+    }
+
+    /// The chunk's memory, for its owner thread (rule 1). May be null.
+    #[inline]
+    pub(crate) fn owner_base(&self) -> *mut u8 {
+        self.base.load(Acquire)
+    }
+
+    /// Enters the chunk from a foreign thread (rule 2): `None` if it is not published.
+    pub(crate) fn enter(&self) -> Option<Inside<'_>> {
+        let before = self.word.fetch_add(1, Acquire);
+        // From here on exactly one `Inside` exists, and its drop is the one decrement.
+        let mut inside = Inside { gate: self, base: ptr::null_mut(), owner: ptr::null() };
+        if before & CLOSED != 0 {
+            return None;
+        }
+        inside.base = self.base.load(Acquire);
+        inside.owner = self.owner.load(Acquire);
+        if inside.base.is_null() || inside.owner.is_null() {
+            return None;
+        }
+        Some(inside)
+    }
+
+    /// Unpublishes the chunk (rule 3): on return no foreign thread is inside and none can
+    /// enter. Returns the memory that was published.
+    pub(crate) fn unpublish(&self) -> *mut u8 {
+        self.word.fetch_or(CLOSED, AcqRel);
+        let mut backoff = Backoff::default();
+        while self.word.load(Acquire) & !CLOSED != 0 {
+            backoff.snooze();
+        }
+        self.owner.store(ptr::null_mut(), Release);
+        self.base.swap(ptr::null_mut(), AcqRel)
+    }
+}
+
 /// One immortal table entry.
 pub(crate) struct Entry {
-    base: AtomicPtr<u8>,
-    owner: AtomicPtr<()>,
-    readers: AtomicUsize,
+    gate: Gate,
     slot_size: AtomicU32,
     /// Even generation the next chunk under this id starts its slots at. Guarded by `IDS`.
     next_gen: AtomicU32,
@@ -89,13 +181,13 @@ impl Entry {
     /// Whether `owner` owns this chunk (the owner-thread fast path of rule 1).
     #[inline]
     pub(crate) fn is_owned_by(&self, owner: *const ()) -> bool {
-        !owner.is_null() && ptr::eq(self.owner.load(Relaxed), owner)
+        self.gate.is_owned_by(owner)
     }
 
     /// The slot's address, for the owner thread (rule 1). Null if the chunk is gone.
     #[inline]
     pub(crate) fn owner_slot(&self, slot: usize) -> *mut u8 {
-        let base = self.base.load(Relaxed);
+        let base = self.gate.owner_base();
         if base.is_null() {
             return base;
         }
@@ -124,22 +216,10 @@ impl Entry {
         slot: usize,
         f: impl FnOnce(*mut u8, *const ()) -> R,
     ) -> Option<R> {
-        struct Guard<'a>(&'a AtomicUsize);
-        impl Drop for Guard<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Release);
-            }
-        }
-        self.readers.fetch_add(1, SeqCst);
-        let _guard = Guard(&self.readers);
-        let base = self.base.load(SeqCst);
-        if base.is_null() {
-            return None;
-        }
-        let owner = self.owner.load(Acquire);
-        // SAFETY: as in `owner_slot`; `readers > 0` keeps the chunk alive (rule 3).
-        let slot_ptr = unsafe { base.add(slot * self.size()) };
-        Some(f(slot_ptr, owner))
+        let inside = self.gate.enter()?;
+        // SAFETY: as in `owner_slot`; `inside` keeps the chunk allocated (rule 3).
+        let slot_ptr = unsafe { inside.base.add(slot * self.size()) };
+        Some(f(slot_ptr, inside.owner))
     }
 }
 
@@ -174,9 +254,7 @@ pub(crate) fn alloc_chunk(
             if l1.load(Acquire).is_null() {
                 let block: Box<[Entry]> = (0..L2_LEN)
                     .map(|_| Entry {
-                        base: AtomicPtr::new(ptr::null_mut()),
-                        owner: AtomicPtr::new(ptr::null_mut()),
-                        readers: AtomicUsize::new(0),
+                        gate: Gate::new(),
                         slot_size: AtomicU32::new(0),
                         next_gen: AtomicU32::new(0),
                     })
@@ -193,8 +271,7 @@ pub(crate) fn alloc_chunk(
         init(unsafe { base.add(i * slot_size) }, gen);
     }
     e.slot_size.store(flagged_size as u32, Relaxed);
-    e.owner.store(owner as *mut (), Release);
-    e.base.store(base, SeqCst);
+    e.gate.publish(base, owner);
     id
 }
 
@@ -206,13 +283,7 @@ pub(crate) fn alloc_chunk(
 /// The caller owns the chunk, and nothing will use it through the owner-thread fast path again
 /// (the runtime is no longer current on any thread).
 pub(crate) unsafe fn unpublish(id: u32) -> *mut u8 {
-    let e = entry(id).expect("unpublishing a chunk that was never allocated");
-    let base = e.base.swap(ptr::null_mut(), SeqCst);
-    e.owner.store(ptr::null_mut(), Release);
-    while e.readers.load(SeqCst) != 0 {
-        std::thread::yield_now();
-    }
-    base
+    entry(id).expect("unpublishing a chunk that was never allocated").gate.unpublish()
 }
 
 /// The slot at `slot` of an unpublished chunk whose memory is `base`.
@@ -246,5 +317,42 @@ pub(crate) unsafe fn free_chunk(id: u32, base: *mut u8, max_gen: u32) {
     e.next_gen.store(next, Relaxed);
     if next < GEN_RETIRE {
         ids.free.push(id);
+    }
+}
+
+#[cfg(loom)]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+
+    /// A foreign reader racing the owner's unpublish-then-free: the reader either sees the chunk
+    /// absent or finishes reading before the memory is freed. loom flags a read concurrent with
+    /// the "free" (a write to the cell) as a data race.
+    #[test]
+    fn loom_reader_never_touches_a_freed_chunk() {
+        loom::model(|| {
+            let chunk = Box::into_raw(Box::new(UnsafeCell::new(7u32)));
+            let gate = Arc::new(Gate::new());
+            let owner = 0x10 as *const ();
+            gate.publish(chunk as *mut u8, owner);
+            let g2 = gate.clone();
+            let reader = loom::thread::spawn(move || {
+                if let Some(inside) = g2.enter() {
+                    assert_eq!(inside.owner, owner, "a reader inside sees the owner");
+                    let cell = inside.base as *const UnsafeCell<u32>;
+                    // SAFETY: `inside` keeps the chunk allocated.
+                    let v = unsafe { &*cell }.with(|p| unsafe { *p });
+                    assert_eq!(v, 7);
+                }
+            });
+            let base = gate.unpublish() as *mut UnsafeCell<u32>;
+            // "Free": poison the memory, then release it.
+            // SAFETY: unpublished, so no reader is inside.
+            unsafe { &*base }.with_mut(|p| unsafe { *p = 0 });
+            // SAFETY: allocated above with `Box::into_raw`.
+            drop(unsafe { Box::from_raw(base) });
+            reader.join().unwrap();
+        });
     }
 }
