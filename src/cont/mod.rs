@@ -111,8 +111,8 @@ impl<T, F: FnOnce(Cont<T>)> Future for Suspend<T, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: nothing is moved out of the pinned future; `value` stays in place.
         let this = unsafe { self.get_unchecked_mut() };
-        let (cell, gen) = match this.cell {
-            Some(c) => c,
+        let (cell, gen, first) = match this.cell {
+            Some((cell, gen)) => (cell, gen, false),
             None => {
                 let f = this.f.take().expect("Suspend polled after it completed");
                 let cell = cell::alloc();
@@ -121,7 +121,7 @@ impl<T, F: FnOnce(Cont<T>)> Future for Suspend<T, F> {
                 let gen = unsafe { cell.arm(this.value.get() as *mut (), cx.waker().clone()) };
                 this.cell = Some((cell, gen));
                 f(Cont { cell, gen, _value: PhantomData });
-                (cell, gen)
+                (cell, gen, true)
             }
         };
         let mut backoff = Backoff::default();
@@ -144,7 +144,8 @@ impl<T, F: FnOnce(Cont<T>)> Future for Suspend<T, F> {
                     });
                 }
                 Some(WAITING) => {
-                    if cell.update_waker(gen, cx.waker()) {
+                    // On the first poll the cell was just armed with this very waker.
+                    if first || cell.update_waker(gen, cx.waker()) {
                         return Poll::Pending;
                     }
                 }
