@@ -409,3 +409,30 @@ fn a_panicking_block_on_future_still_shuts_the_runtime_down() {
     assert!(r.is_err());
     assert_eq!(drops.load(SeqCst), 1, "the parked task's future was dropped once");
 }
+
+#[test]
+fn a_task_aborted_while_it_runs_is_dropped_at_its_next_turn() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    omni::block_on(async move {
+        let slot: Rc<RefCell<Option<omni::JoinHandle<()>>>> = Rc::default();
+        let s2 = slot.clone();
+        let g = DropCount(d.clone());
+        let h = omni::spawn_local(async move {
+            let _g = g;
+            omni::yield_now().await;
+            // Abort ourselves mid-poll: the poll finishes, the next turn drops the future.
+            s2.borrow().as_ref().expect("handle stored").abort();
+            assert_eq!(d.load(SeqCst), 0, "not dropped while running");
+            omni::yield_now().await;
+            unreachable!("an aborted task is never polled again");
+        });
+        *slot.borrow_mut() = Some(h);
+        for _ in 0..4 {
+            omni::yield_now().await;
+        }
+        let h = slot.borrow_mut().take().unwrap();
+        assert!(h.await.unwrap_err().is_cancelled());
+    });
+    assert_eq!(drops.load(SeqCst), 1);
+}
