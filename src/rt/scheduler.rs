@@ -17,7 +17,7 @@
 use super::park::Parker;
 use crate::task::pool::Pool;
 use crate::task::raw::{self, Header, Ops};
-use crate::task::state::{End, Start, Wake, COMPLETE, JOIN_INTEREST, JOIN_WAKER, OUTPUT};
+use crate::task::state::{End, Start, Wake, COMPLETE, JOIN_INTEREST, JOIN_WAKER};
 use crate::task::{gen_of, index_of, key, table, waker, with_slot, Access, JoinHandle};
 use crossbeam_queue::SegQueue;
 use std::cell::{Cell, RefCell};
@@ -283,11 +283,7 @@ impl Scheduler {
         let gen = gen_of(key);
         match header.state.start_poll(gen) {
             Start::Stale => {}
-            Start::Cancel => {
-                // SAFETY: we own the running task and its future is live.
-                let has_output = unsafe { ((*header.vtable.get()).cancel)(h) };
-                self.complete(key, h, has_output);
-            }
+            Start::Cancel => self.cancel_running(key, h),
             Start::Poll => {
                 self.current_task.set(key);
                 self.yielded.set(false);
@@ -307,6 +303,14 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Drops the future of a task that `start_poll` just marked running, and completes it as
+    /// cancelled.
+    fn cancel_running(&self, key: u64, h: *mut Header) {
+        // SAFETY: our own slot; the task is RUNNING under us and its future is live.
+        let has_output = unsafe { ((*(*h).vtable.get()).cancel)(h) };
+        self.complete(key, h, has_output);
     }
 
     /// The stage now holds the output: tell the join handle, or free the slot if detached.
@@ -330,24 +334,11 @@ impl Scheduler {
         }
     }
 
-    /// Drops the stage (output) of a completed task and returns the slot to its pool.
-    ///
-    /// The slot is vacated (new generation, so no key reaches it and shutdown skips it) and its
-    /// join waker moved out *before* any user destructor runs; a destructor that panics or
-    /// re-enters the scheduler therefore cannot cause a second drop.
+    /// Drops the stage (output) of a completed task and returns the slot to its pool (see
+    /// `raw::vacate_and_drop` for why the slot is vacated before any destructor runs).
     fn free_slot(&self, key: u64, h: *mut Header) {
         // SAFETY: our own completed slot with no join interest left: nobody else touches it.
-        let header = unsafe { &*h };
-        let has_output = header.state.load().has(OUTPUT);
-        // SAFETY: as above.
-        let waker = unsafe { (*header.join_waker.get()).take() };
-        // SAFETY: as above; read before vacating, the vtable stays valid for the drop below.
-        let vtable = unsafe { *header.vtable.get() };
-        let gen = header.state.vacate();
-        // SAFETY: the stage still holds what the task left (the slot returns to the pool only
-        // below); `has_output` says whether that is an output.
-        unsafe { (vtable.drop_stage)(h, true, has_output) };
-        raw::drop_contained(waker);
+        let gen = unsafe { raw::vacate_and_drop(h) };
         let index = index_of(key);
         let (class, remote) = table::entry(table::split(index).0).expect("own chunk").class();
         if remote {
@@ -407,23 +398,20 @@ impl Scheduler {
             chunks.extend_from_slice(self.shared.lock_pool().chunks());
             let mut progressed = false;
             for &chunk in &chunks {
+                let e = table::entry(chunk).expect("own chunk");
                 for slot in 0..table::SLOTS_PER_CHUNK {
-                    let index = (chunk << table::SLOT_BITS) | slot as u32;
-                    let e = table::entry(chunk).expect("own chunk");
                     let h = e.owner_slot(slot) as *mut Header;
                     // SAFETY: own chunk, alive while current.
-                    let s = unsafe { &*h }.state.load();
+                    let header = unsafe { &*h };
+                    let s = header.state.load();
                     let gen = s.generation();
-                    if gen % 2 == 1 && !s.has(COMPLETE) {
-                        let k = key(index, gen);
-                        // SAFETY: as above.
-                        let header = unsafe { &*h };
-                        if header.state.start_poll(gen) != Start::Stale {
-                            // SAFETY: we own the task (now RUNNING) and its future is live.
-                            let has_output = unsafe { ((*header.vtable.get()).cancel)(h) };
-                            self.complete(k, h, has_output);
-                            progressed = true;
-                        }
+                    if gen % 2 == 1
+                        && !s.has(COMPLETE)
+                        && header.state.start_poll(gen) != Start::Stale
+                    {
+                        let index = (chunk << table::SLOT_BITS) | slot as u32;
+                        self.cancel_running(key(index, gen), h);
+                        progressed = true;
                     }
                 }
             }
@@ -447,20 +435,11 @@ impl Scheduler {
                 // SAFETY: `base` is the unpublished chunk's memory, still allocated.
                 let h = unsafe { table::slot_of_unpublished(chunk, base, slot) } as *mut Header;
                 // SAFETY: nobody else can reach the chunk any more.
-                let header = unsafe { &*h };
-                let snap = header.state.load();
-                let mut gen = snap.generation();
+                let mut gen = unsafe { &*h }.state.load().generation();
                 if gen % 2 == 1 {
-                    // Vacate first, as in `free_slot`, so a panicking destructor cannot lead
-                    // to a second drop.
-                    // SAFETY: exclusive access (unpublished chunk).
-                    let waker = unsafe { (*header.join_waker.get()).take() };
-                    // SAFETY: as above.
-                    let vtable = unsafe { *header.vtable.get() };
-                    gen = header.state.vacate();
-                    // SAFETY: phase one completed every task; `OUTPUT` says if one is there.
-                    unsafe { (vtable.drop_stage)(h, true, snap.has(OUTPUT)) };
-                    raw::drop_contained(waker);
+                    // SAFETY: phase one completed every task, and the chunk is unpublished, so
+                    // the slot is exclusively ours.
+                    gen = unsafe { raw::vacate_and_drop(h) };
                 }
                 max_gen = max_gen.max(gen);
             }

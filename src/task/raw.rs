@@ -224,6 +224,33 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
     }
 }
 
+/// Vacates a completed slot and drops what it held: the output (if any) and the join waker.
+///
+/// The slot gets its next generation and the waker is moved out *before* any user destructor
+/// runs, so a destructor that panics or re-enters the scheduler can neither reach the slot
+/// through a key nor cause a second drop. Returns the new (even) generation; the caller then
+/// returns the slot to its pool or frees its chunk.
+///
+/// # Safety
+///
+/// The caller owns the slot exclusively: it is occupied by a completed task with no join
+/// interest left (or its chunk is unpublished), and no one else touches its fields.
+pub(crate) unsafe fn vacate_and_drop(h: *mut Header) -> u32 {
+    // SAFETY: exclusive access (caller's contract).
+    let header = unsafe { &*h };
+    let has_output = header.state.load().has(super::state::OUTPUT);
+    // SAFETY: as above.
+    let waker = unsafe { (*header.join_waker.get()).take() };
+    // SAFETY: as above; read before vacating, the vtable stays valid for the drop below.
+    let vtable = unsafe { *header.vtable.get() };
+    let gen = header.state.vacate();
+    // SAFETY: the stage still holds what the completed task left (the slot is not reused
+    // before the caller releases it); `has_output` says whether that is an output.
+    unsafe { (vtable.drop_stage)(h, true, has_output) };
+    drop_contained(waker);
+    gen
+}
+
 /// Drops a value whose destructor may panic, without unwinding (a panic is reported).
 pub(crate) fn drop_contained<T>(v: Option<T>) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(v))) {
