@@ -232,7 +232,7 @@ impl<T> JoinHandle<T> {
             let mut s = h.state.load();
             loop {
                 if s.generation() != gen {
-                    return Poll::Ready((None, access));
+                    return Poll::Ready(None);
                 }
                 if s.has(COMPLETE) {
                     let mut out: Option<Result<T, Panic>> = None;
@@ -246,7 +246,11 @@ impl<T> JoinHandle<T> {
                         };
                         h.state.take_output();
                     }
-                    return Poll::Ready((Some(out), access));
+                    // Give up the join interest in the same visit to the slot.
+                    if h.state.drop_join_interest(gen) == Release::Free {
+                        crate::rt::free_completed(key, p, access);
+                    }
+                    return Poll::Ready(Some(out));
                 }
                 // Register the waker. While JOIN_WAKER is clear the field is ours to write.
                 if s.has(JOIN_WAKER) {
@@ -274,13 +278,13 @@ impl<T> JoinHandle<T> {
             }
         });
         match res {
-            None | Some(Poll::Ready((None, _))) => {
+            Some(Poll::Pending) => Poll::Pending,
+            None | Some(Poll::Ready(None)) => {
                 self.key = DONE;
                 Poll::Ready(Err(JoinError::cancelled(id)))
             }
-            Some(Poll::Pending) => Poll::Pending,
-            Some(Poll::Ready((Some(out), _access))) => {
-                self.release();
+            Some(Poll::Ready(Some(out))) => {
+                self.key = DONE;
                 Poll::Ready(match out {
                     Some(Ok(v)) => Ok(v),
                     Some(Err(p)) => Err(JoinError { id, panic: Some(p) }),
