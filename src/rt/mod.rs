@@ -1,13 +1,23 @@
 //! The runtime: schedulers, the handle, parking and the cooperative budget.
+//!
+//! Files: `runtime.rs` the public `Runtime`, `Builder` and `Handle`; `context.rs` which
+//! scheduler runs on this thread and the entry points wakers and join handles use; `shared.rs`
+//! what other threads may touch of a runtime; `exec.rs` running one task; `current_thread.rs`
+//! the current-thread scheduler; `multi/` the multi-thread scheduler; `park.rs` the parker;
+//! `coop.rs` the budget; `yield_now.rs`.
 
+mod context;
 pub(crate) mod coop;
+mod current_thread;
+mod exec;
+mod multi;
 mod park;
 mod runtime;
-mod scheduler;
+mod shared;
 mod yield_now;
 
+pub(crate) use context::{current_owner, free_completed, schedule, spend_budget, wake_task};
 pub use runtime::{block_on, spawn, spawn_local, Builder, Handle, Runtime, TryCurrentError};
-pub(crate) use scheduler::{current_owner, free_completed, schedule, spend_budget, wake_task};
 pub use yield_now::{yield_now, YieldNow};
 
 /// The remote-wake protocol end to end: a foreign thread wakes a task (state transition, then
@@ -27,7 +37,7 @@ mod loom_remote {
             let state = Arc::new(State::vacant(0));
             let queue = Arc::new(Mutex::new(VecDeque::new()));
             let parker = Arc::new(Parker::new());
-            let gen = state.occupy();
+            let gen = state.occupy(0);
             assert_eq!(state.start_poll(gen), Start::Poll);
 
             let (s2, q2, p2) = (state.clone(), queue.clone(), parker.clone());

@@ -1,22 +1,36 @@
 //! `Runtime`, `Builder`, `Handle` and the free functions that reach the current runtime.
 
-use super::scheduler::{with_current, Scheduler, Shared};
+use super::context::{self, Ctx};
+use super::current_thread::{assert_not_nested, MainSignal, Scheduler};
+use super::multi::{MultiRuntime, MAX_WORKERS};
+use super::shared::Shared;
 use crate::task::JoinHandle;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
+use std::pin::pin;
+use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 /// An omni runtime: a scheduler for green tasks.
 ///
-/// Today's flavour is the current-thread runtime: every task runs on the thread that calls
-/// [`Runtime::block_on`]. Tasks spawned with [`spawn_local`] may hold `!Send` data, so the
-/// runtime stays on the thread that created it (`Runtime` is not `Send`); a [`Handle`] is
-/// `Send + Sync` and spawns from anywhere.
+/// Two flavours, chosen with the [`Builder`]:
+/// - **current-thread** ([`Runtime::new`], [`Builder::new_current_thread`]): every task runs on
+///   the thread that calls [`Runtime::block_on`], and only while it does;
+/// - **multi-thread** ([`Builder::new_multi_thread`]): worker threads (one per core by default)
+///   run the tasks and steal work from each other; `block_on` runs its future on the calling
+///   thread while the workers run everything spawned.
+///
+/// Tasks spawned with [`spawn_local`] may hold `!Send` data; they stay on the thread that
+/// spawned them. For that reason `Runtime` itself stays on the thread that created it (it is
+/// not `Send`); a [`Handle`] is `Send + Sync` and spawns from anywhere.
 ///
 /// Dropping the runtime cancels every task: each future (or output not yet taken) is dropped
-/// exactly once, on the dropping thread, and join handles then report a cancelled task.
+/// exactly once (a worker's pinned tasks on that worker's thread, everything else on the
+/// dropping thread), the worker threads are joined, and join handles then report a cancelled
+/// task.
 ///
 /// # Examples
 ///
@@ -37,9 +51,14 @@ use std::sync::Arc;
 /// std::thread::spawn(move || drop(rt));
 /// ```
 pub struct Runtime {
-    sched: Box<Scheduler>,
+    flavor: Flavor,
     handle: Handle,
     _not_send: PhantomData<*const ()>,
+}
+
+enum Flavor {
+    Current(Box<Scheduler>),
+    Multi(MultiRuntime),
 }
 
 impl Runtime {
@@ -53,7 +72,7 @@ impl Runtime {
         Builder::new_current_thread().build()
     }
 
-    /// A builder to configure a runtime.
+    /// A builder to configure a runtime (current-thread unless told otherwise).
     ///
     /// # Examples
     ///
@@ -65,12 +84,13 @@ impl Runtime {
         Builder::new_current_thread()
     }
 
-    /// Runs `fut` to completion on this thread, running spawned tasks while it waits.
+    /// Runs `fut` to completion on this thread. A current-thread runtime runs its spawned
+    /// tasks here while it waits; a multi-thread runtime's workers run them meanwhile.
     ///
     /// # Panics
     ///
     /// If called from inside a running omni runtime on this thread (that would block every
-    /// task of the outer runtime): `.await` the future instead.
+    /// task of the outer runtime, or a worker): `.await` the future instead.
     ///
     /// # Examples
     ///
@@ -79,10 +99,14 @@ impl Runtime {
     /// assert_eq!(rt.block_on(async { "done" }), "done");
     /// ```
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.sched.block_on(fut)
+        match &self.flavor {
+            Flavor::Current(s) => s.block_on(fut),
+            Flavor::Multi(m) => block_on_multi(&m.shared, fut),
+        }
     }
 
-    /// Spawns a `Send` task on this runtime; it runs during `block_on`.
+    /// Spawns a `Send` task on this runtime. On a current-thread runtime it runs during
+    /// `block_on`; on a multi-thread runtime the workers start it at once.
     ///
     /// # Examples
     ///
@@ -105,18 +129,42 @@ impl Runtime {
     }
 }
 
+/// `block_on` for a multi-thread runtime: this thread polls `fut` and parks between polls.
+fn block_on_multi<F: Future>(shared: &Arc<Shared>, fut: F) -> F::Output {
+    assert_not_nested();
+    let _enter = context::enter(Ctx::Main(Arc::as_ptr(shared)));
+    let signal = MainSignal::new(shared.clone());
+    let main_waker = Waker::from(signal.clone());
+    let mut cx = Context::from_waker(&main_waker);
+    let mut fut = pin!(fut);
+    loop {
+        if signal.woken.swap(false, AcqRel) {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+        } else {
+            shared.parker.park();
+        }
+    }
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.sched.shutdown();
+        match &mut self.flavor {
+            Flavor::Current(s) => s.shutdown(),
+            Flavor::Multi(m) => m.shutdown(),
+        }
     }
 }
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime")
-            .field("flavor", &"current_thread")
-            .field("sched", &self.sched)
-            .finish()
+        let mut d = f.debug_struct("Runtime");
+        match &self.flavor {
+            Flavor::Current(s) => d.field("flavor", &"current_thread").field("sched", s),
+            Flavor::Multi(m) => d.field("flavor", &"multi_thread").field("sched", m),
+        };
+        d.finish()
     }
 }
 
@@ -127,27 +175,87 @@ impl fmt::Debug for Runtime {
 /// ```
 /// let rt = omni::Builder::new_current_thread().build().unwrap();
 /// rt.block_on(async {});
+///
+/// let rt = omni::Builder::new_multi_thread().workers(2).build().unwrap();
+/// let h = rt.spawn(async { std::thread::current().name().map(str::to_owned) });
+/// let name = rt.block_on(h).unwrap().unwrap();
+/// assert!(name.starts_with("omni-worker-"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Builder {
-    _private: (),
+    multi: bool,
+    workers: Option<usize>,
+    thread_name: String,
 }
 
 impl Builder {
     /// A builder for a runtime whose tasks all run on the thread that calls `block_on`.
     pub fn new_current_thread() -> Builder {
-        Builder { _private: () }
+        Builder { multi: false, workers: None, thread_name: "omni-worker".to_owned() }
+    }
+
+    /// A builder for a work-stealing runtime with worker threads (see [`Builder::workers`]).
+    pub fn new_multi_thread() -> Builder {
+        Builder { multi: true, ..Builder::new_current_thread() }
+    }
+
+    /// The number of worker threads of a multi-thread runtime (default: the number of CPUs
+    /// available to the process). Ignored by a current-thread runtime.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 or above 65,535.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = omni::Builder::new_multi_thread().workers(3).build().unwrap();
+    /// assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
+    /// ```
+    pub fn workers(&mut self, n: usize) -> &mut Builder {
+        assert!(
+            (1..=MAX_WORKERS).contains(&n),
+            "omni::Builder::workers: {n} workers asked for; a runtime needs 1 to {MAX_WORKERS}"
+        );
+        self.workers = Some(n);
+        self
+    }
+
+    /// The name prefix of worker threads (default `omni-worker`; threads are named
+    /// `{prefix}-{index}`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = omni::Builder::new_multi_thread().workers(1).thread_name("db").build().unwrap();
+    /// let name = rt.block_on(rt.spawn(async { std::thread::current().name().unwrap().to_owned() }));
+    /// assert_eq!(name.unwrap(), "db-0");
+    /// ```
+    pub fn thread_name(&mut self, prefix: impl Into<String>) -> &mut Builder {
+        self.thread_name = prefix.into();
+        self
     }
 
     /// Builds the runtime.
     ///
     /// # Errors
     ///
-    /// If the runtime's resources cannot be created.
+    /// If the runtime's resources cannot be created (for a multi-thread runtime: the OS refused
+    /// to start a worker thread).
     pub fn build(&self) -> io::Result<Runtime> {
-        let sched = Box::new(Scheduler::new());
-        let handle = Handle { shared: sched.shared.clone() };
-        Ok(Runtime { sched, handle, _not_send: PhantomData })
+        let flavor = if self.multi {
+            let n = self.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS)
+            });
+            Flavor::Multi(MultiRuntime::start(n, &self.thread_name)?)
+        } else {
+            Flavor::Current(Box::new(Scheduler::new()))
+        };
+        let shared = match &flavor {
+            Flavor::Current(s) => s.shared.clone(),
+            Flavor::Multi(m) => m.shared.clone(),
+        };
+        Ok(Runtime { flavor, handle: Handle { shared }, _not_send: PhantomData })
     }
 }
 
@@ -201,7 +309,14 @@ impl Handle {
 
     /// The handle of the runtime running on this thread, or an error outside one.
     pub fn try_current() -> Result<Handle, TryCurrentError> {
-        with_current(|s| s.map(|s| Handle { shared: s.shared.clone() })).ok_or(TryCurrentError(()))
+        let shared = context::shared().ok_or(TryCurrentError(()))?;
+        // SAFETY: the context's `Shared` is alive while installed, and it always lives in an
+        // `Arc` (built by `Shared::new`), so taking one more count is sound.
+        let shared = unsafe {
+            Arc::increment_strong_count(shared);
+            Arc::from_raw(shared)
+        };
+        Ok(Handle { shared })
     }
 
     /// Spawns a `Send` task on the runtime, from any thread.
@@ -210,14 +325,19 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let mut fut = Some(fut);
-        let local = with_current(|s| match s {
-            Some(s) if Arc::ptr_eq(&s.shared, &self.shared) => {
-                Some(s.spawn(fut.take().expect("taken once")))
+        match context::get() {
+            // SAFETY: a context pointer is valid while installed.
+            Ctx::Local(s) if Arc::ptr_eq(unsafe { &(*s).shared }, &self.shared) => {
+                // SAFETY: as above.
+                unsafe { &*s }.spawn(fut)
             }
-            _ => None,
-        });
-        local.unwrap_or_else(|| self.shared.spawn_remote(fut.take().expect("taken once")))
+            // SAFETY: as above.
+            Ctx::Worker(w) if Arc::ptr_eq(unsafe { &(*w).shared }, &self.shared) => {
+                // SAFETY: as above.
+                unsafe { &*w }.spawn(fut)
+            }
+            _ => self.shared.spawn_remote(fut),
+        }
     }
 }
 
@@ -253,14 +373,25 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    spawn_inner(fut, "spawn")
+    match context::get() {
+        // SAFETY: a context pointer is valid while installed.
+        Ctx::Local(s) => unsafe { &*s }.spawn(fut),
+        // SAFETY: as above.
+        Ctx::Worker(w) => unsafe { &*w }.spawn(fut),
+        // SAFETY: as above.
+        Ctx::Main(s) => unsafe { &*s }.spawn_remote(fut),
+        Ctx::None => outside("spawn"),
+    }
 }
 
-/// Spawns a task that may be `!Send` on the current runtime's thread.
+/// Spawns a task that may be `!Send` on the current thread: on a current-thread runtime, its
+/// thread; on a multi-thread runtime, the worker running the caller, which is the only thread
+/// that will ever poll or drop the task (even if it is aborted from elsewhere).
 ///
 /// # Panics
 ///
-/// Outside a runtime.
+/// Outside a runtime, and in a multi-thread runtime's `block_on` future (which runs on no
+/// worker): spawn a task with [`spawn`] and call `spawn_local` from it.
 ///
 /// # Examples
 ///
@@ -277,13 +408,18 @@ pub fn spawn_local<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
 {
-    spawn_inner(fut, "spawn_local")
-}
-
-fn spawn_inner<F: Future + 'static>(fut: F, what: &str) -> JoinHandle<F::Output> {
-    let mut fut = Some(fut);
-    let h = with_current(|s| s.map(|s| s.spawn(fut.take().expect("taken once"))));
-    h.unwrap_or_else(|| outside(what))
+    match context::get() {
+        // SAFETY: a context pointer is valid while installed.
+        Ctx::Local(s) => unsafe { &*s }.spawn(fut),
+        // SAFETY: as above.
+        Ctx::Worker(w) => unsafe { &*w }.spawn_pinned(fut),
+        Ctx::Main(_) => panic!(
+            "omni::spawn_local called in a multi-thread runtime's block_on future, which runs \
+             on no worker: spawn a task with omni::spawn and call spawn_local from inside it, \
+             or use a current-thread runtime"
+        ),
+        Ctx::None => outside("spawn_local"),
+    }
 }
 
 /// Runs `fut` to completion on a fresh current-thread runtime.

@@ -52,7 +52,7 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        if !super::scheduler::request_yield(cx.waker()) {
+        if !super::context::request_yield(cx.waker()) {
             cx.waker().wake_by_ref();
         }
         Poll::Pending

@@ -207,7 +207,7 @@ impl<T> JoinHandle<T> {
         let key = self.key;
         with_slot(key, |h, _, access| {
             if h.state.cancel(gen_of(key)) == Wake::Schedule {
-                crate::rt::schedule(key, access);
+                crate::rt::schedule(key, h, access);
             }
         });
     }

@@ -69,6 +69,24 @@ impl Pool {
         }
     }
 
+    /// How many freed slots of `class` wait for reuse.
+    pub(crate) fn free_len(&self, class: usize) -> usize {
+        self.classes[class].free.len()
+    }
+
+    /// Takes `n` (or all, if fewer) freed slots of `class`, to give to another pool of the
+    /// same runtime.
+    pub(crate) fn take_free(&mut self, class: usize, n: usize) -> Vec<u32> {
+        let free = &mut self.classes[class].free;
+        free.split_off(free.len().saturating_sub(n))
+    }
+
+    /// Adds freed slots of `class` that another pool of the same runtime gave away. They stay
+    /// in their chunks' owning pools' lists for shutdown.
+    pub(crate) fn add_free(&mut self, class: usize, batch: Vec<u32>) {
+        self.classes[class].free.extend(batch);
+    }
+
     /// The chunk ids this pool owns.
     pub(crate) fn chunks(&self) -> &[u32] {
         &self.chunks
@@ -94,7 +112,7 @@ mod tests {
         let (a, h) = pool.alloc(0);
         // SAFETY: `h` is the header of a slot this pool just handed out.
         let header = unsafe { &*h };
-        header.state.occupy();
+        header.state.occupy(0);
         let gen = header.state.vacate();
         pool.release(a, 0, gen);
         let (b, h) = pool.alloc(0);

@@ -38,6 +38,13 @@ pub(crate) const JOIN_WAKER: u32 = 1 << 6;
 /// bit rather than an `Option` in the stage so a zero-sized task fits the 48-byte class.
 pub(crate) const OUTPUT: u32 = 1 << 7;
 
+/// The flag bits from here up hold a *pin*: `worker index + 1` for a task spawned with
+/// `spawn_local` on a multi-thread runtime, which only that worker may poll or drop; 0 for a task
+/// any worker may run. Written once by [`State::occupy`]; no transition changes it.
+pub(crate) const PIN_SHIFT: u32 = 16;
+/// The largest pin (so at most this many workers).
+pub(crate) const MAX_PIN: u32 = (1 << (32 - PIN_SHIFT)) - 1;
+
 const FLAGS: u64 = 0xffff_ffff;
 
 /// A decoded copy of the state word.
@@ -56,6 +63,10 @@ impl Snapshot {
     fn flags(self) -> u32 {
         self.0 as u32
     }
+    /// The pin: `worker index + 1` for a task bound to one worker, 0 for any worker.
+    pub(crate) fn pin(self) -> u32 {
+        self.flags() >> PIN_SHIFT
+    }
     fn with(self, set: u32, clear: u32) -> Snapshot {
         Snapshot((self.0 & !FLAGS) | u64::from((self.flags() | set) & !clear))
     }
@@ -73,7 +84,11 @@ impl fmt::Debug for Snapshot {
             (JOIN_WAKER, "JOIN_WAKER"),
             (OUTPUT, "OUTPUT"),
         ];
-        write!(f, "State {{ gen: {}, flags: ", self.generation())?;
+        write!(f, "State {{ gen: {}, ", self.generation())?;
+        if self.pin() != 0 {
+            write!(f, "pinned to worker {}, ", self.pin() - 1)?;
+        }
+        f.write_str("flags: ")?;
         let mut first = true;
         for (bit, name) in NAMES {
             if self.has(bit) {
@@ -172,14 +187,16 @@ impl State {
         }
     }
 
-    /// Marks a vacant slot occupied by a new task that is scheduled and has a join handle.
-    /// Returns the new generation. Owner only; the slot must be vacant.
-    pub(crate) fn occupy(&self) -> u32 {
+    /// Marks a vacant slot occupied by a new task that is scheduled and has a join handle,
+    /// pinned to `pin` (see [`PIN_SHIFT`]; 0 for none). Returns the new generation. Owner only;
+    /// the slot must be vacant.
+    pub(crate) fn occupy(&self, pin: u32) -> u32 {
         let cur = self.load();
         debug_assert!(cur.generation() % 2 == 0, "occupy of an occupied slot: {cur:?}");
+        debug_assert!(pin <= MAX_PIN);
         let gen = cur.generation().wrapping_add(1);
         self.0.store(
-            (u64::from(gen) << 32) | u64::from(SCHEDULED | JOIN_INTEREST),
+            (u64::from(gen) << 32) | u64::from(SCHEDULED | JOIN_INTEREST | (pin << PIN_SHIFT)),
             Ordering::Release,
         );
         gen
@@ -316,7 +333,7 @@ mod tests {
     #[test]
     fn lifecycle_and_stale_generation() {
         let s = State::vacant(0);
-        let g = s.occupy();
+        let g = s.occupy(0);
         assert_eq!(g, 1);
         assert_eq!(s.start_poll(g), Start::Poll);
         assert_eq!(s.wake(g), Wake::Nothing, "a wake while running only notifies");
@@ -333,7 +350,7 @@ mod tests {
         assert_eq!(s.drop_join_interest(g), Release::Free);
         let g2 = s.vacate();
         assert_eq!(g2, 2);
-        let g3 = s.occupy();
+        let g3 = s.occupy(0);
         assert_eq!(s.wake(g), Wake::Nothing, "stale key does not touch the new task");
         assert_eq!(s.start_poll(g), Start::Stale);
         assert_eq!(s.load().generation(), g3);
@@ -343,7 +360,7 @@ mod tests {
     #[test]
     fn cancel_schedules_idle_task_once() {
         let s = State::vacant(4);
-        let g = s.occupy();
+        let g = s.occupy(0);
         assert_eq!(s.start_poll(g), Start::Poll);
         assert_eq!(s.end_poll(g, false), End::Idle);
         assert_eq!(s.cancel(g), Wake::Schedule);
@@ -354,7 +371,7 @@ mod tests {
     #[test]
     fn join_waker_fails_after_completion() {
         let s = State::vacant(0);
-        let g = s.occupy();
+        let g = s.occupy(0);
         assert_eq!(s.set_join_waker(g), Ok(()));
         assert_eq!(s.unset_join_waker(g), Ok(()));
         s.start_poll(g);
@@ -375,7 +392,7 @@ mod loom_tests {
     fn loom_wake_during_poll_is_not_lost() {
         loom::model(|| {
             let s = Arc::new(State::vacant(0));
-            let g = s.occupy();
+            let g = s.occupy(0);
             assert_eq!(s.start_poll(g), Start::Poll);
             let s2 = s.clone();
             let t = loom::thread::spawn(move || s2.wake(g));
@@ -392,7 +409,7 @@ mod loom_tests {
     fn loom_join_waker_vs_complete() {
         loom::model(|| {
             let s = Arc::new(State::vacant(0));
-            let g = s.occupy();
+            let g = s.occupy(0);
             s.start_poll(g);
             let s2 = s.clone();
             let t = loom::thread::spawn(move || s2.set_join_waker(g).is_ok());
@@ -409,7 +426,7 @@ mod loom_tests {
     fn loom_cancel_during_poll() {
         loom::model(|| {
             let s = Arc::new(State::vacant(0));
-            let g = s.occupy();
+            let g = s.occupy(0);
             s.start_poll(g);
             let s2 = s.clone();
             let t = loom::thread::spawn(move || s2.cancel(g));

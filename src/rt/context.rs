@@ -1,0 +1,187 @@
+//! Which scheduler (if any) runs on this thread, and how the crate-wide entry points (wakers,
+//! join handles, `spawn`, the budget) reach it.
+//!
+//! A thread is in one of four contexts:
+//! - **none**: no omni runtime here; wakes and spawns go through a runtime's shared state;
+//! - **local**: a current-thread [`Scheduler`] is inside `block_on` on this thread;
+//! - **worker**: this is a worker thread of a multi-thread runtime;
+//! - **main**: this thread is inside a multi-thread runtime's `block_on` (or its shutdown): it
+//!   may reach the runtime's task slots directly (the runtime outlives the call) but runs no
+//!   tasks, so what it schedules goes to the runtime's injector.
+//!
+//! The pointer in the context is valid for as long as it is installed: the scheduler (or worker,
+//! or shared state) installs itself with [`enter`] and the returned guard restores the previous
+//! context before it goes away.
+
+use super::current_thread::Scheduler;
+use super::multi::Worker;
+use super::shared::Shared;
+use std::cell::Cell;
+
+/// The scheduler context of one thread.
+#[derive(Clone, Copy)]
+pub(crate) enum Ctx {
+    /// No omni runtime.
+    None,
+    /// A current-thread scheduler.
+    Local(*const Scheduler),
+    /// A worker of a multi-thread runtime.
+    Worker(*const Worker),
+    /// A thread in a multi-thread runtime's `block_on` or shutdown.
+    Main(*const Shared),
+}
+
+thread_local! {
+    static CURRENT: Cell<Ctx> = const { Cell::new(Ctx::None) };
+}
+
+/// The context of this thread.
+#[inline]
+pub(crate) fn get() -> Ctx {
+    CURRENT.with(|c| c.get())
+}
+
+/// Installs `ctx` until the guard drops.
+pub(crate) fn enter(ctx: Ctx) -> Enter {
+    Enter(CURRENT.with(|c| c.replace(ctx)))
+}
+
+/// Restores the previous context when dropped.
+pub(crate) struct Enter(Ctx);
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// The shared state of the runtime this thread runs or is inside of, if any.
+#[inline]
+pub(crate) fn shared() -> Option<*const Shared> {
+    match get() {
+        Ctx::None => None,
+        // SAFETY: a context pointer is valid while installed (module doc).
+        Ctx::Local(s) => Some(std::sync::Arc::as_ptr(unsafe { &(*s).shared })),
+        // SAFETY: as above.
+        Ctx::Worker(w) => Some(std::sync::Arc::as_ptr(unsafe { &(*w).shared })),
+        Ctx::Main(s) => Some(s),
+    }
+}
+
+// ---- Entry points used by wakers, join handles and leaf futures ----------------------------
+
+use super::exec::PollCx;
+use super::shared::Remote;
+use crate::task::raw::Header;
+use crate::task::state::Wake;
+use crate::task::{gen_of, waker, with_slot, Access};
+use std::ptr;
+
+/// The identity (chunk-table owner id) of the runtime this thread runs or is inside of; null
+/// if none.
+#[inline]
+pub(crate) fn current_owner() -> *const () {
+    match get() {
+        Ctx::None => ptr::null(),
+        // SAFETY: a context pointer is valid while installed.
+        Ctx::Local(s) => unsafe { (*s).owner() },
+        // SAFETY: as above.
+        Ctx::Worker(w) => unsafe { (*w).owner() },
+        Ctx::Main(s) => s as *const (),
+    }
+}
+
+/// The per-poll state of the scheduler polling tasks on this thread, if any.
+#[inline]
+fn poll_cx<R>(f: impl FnOnce(Option<&PollCx>) -> R) -> R {
+    match get() {
+        // SAFETY: a context pointer is valid while installed.
+        Ctx::Local(s) => f(Some(unsafe { &(*s).cx })),
+        // SAFETY: as above.
+        Ctx::Worker(w) => f(Some(unsafe { &(*w).cx })),
+        Ctx::None | Ctx::Main(_) => f(None),
+    }
+}
+
+/// Queues a task that a state transition just marked `SCHEDULED`. `h` is its header, reached
+/// with `access`.
+pub(crate) fn schedule(key: u64, h: &Header, access: Access) {
+    match access {
+        Access::Owner => match get() {
+            // SAFETY: a context pointer is valid while installed.
+            Ctx::Local(s) => unsafe { &*s }.schedule_local(key),
+            // SAFETY: as above.
+            Ctx::Worker(w) => unsafe { &*w }.schedule_local(key, h.state.load().pin()),
+            // SAFETY: as above.
+            Ctx::Main(s) => unsafe { &*s }.push(Remote::Run(key), h.state.load().pin()),
+            Ctx::None => {}
+        },
+        Access::Foreign(owner) => {
+            // SAFETY: `owner` came from the chunk table under its reader protocol, which keeps
+            // the `Shared` alive for the duration of the `with_slot` closure that called us.
+            let shared = unsafe { &*(owner as *const Shared) };
+            shared.push(Remote::Run(key), h.state.load().pin())
+        }
+    }
+}
+
+/// The waker entry point: schedules the task if `key` still names it and it is idle.
+pub(crate) fn wake_task(key: u64) {
+    with_slot(key, |h, _, access| {
+        if h.state.wake(gen_of(key)) == Wake::Schedule {
+            schedule(key, h, access);
+        }
+    });
+}
+
+/// A join handle gave up a completed task: free its slot on a thread that may.
+pub(crate) fn free_completed(key: u64, h: *mut Header, access: Access) {
+    // SAFETY: the caller is inside `with_slot` for this slot, so the header is readable.
+    let pin = unsafe { &*h }.state.load().pin();
+    match access {
+        Access::Owner => match get() {
+            // SAFETY: a context pointer is valid while installed.
+            Ctx::Local(s) => unsafe { &*s }.free_slot(key, h),
+            // SAFETY: as above.
+            Ctx::Worker(w) => unsafe { &*w }.free_completed(key, h, pin),
+            // SAFETY: as above.
+            Ctx::Main(s) => unsafe { &*s }.push(Remote::Free(key), pin),
+            Ctx::None => {}
+        },
+        Access::Foreign(owner) => {
+            // SAFETY: as in `schedule`.
+            let shared = unsafe { &*(owner as *const Shared) };
+            shared.push(Remote::Free(key), pin)
+        }
+    }
+}
+
+/// Spends one unit of the current task's budget; false when it is spent.
+#[inline]
+pub(crate) fn spend_budget() -> bool {
+    poll_cx(|cx| match cx {
+        None => true,
+        Some(cx) => {
+            let b = cx.budget.get();
+            if b == 0 {
+                false
+            } else {
+                cx.budget.set(b - 1);
+                true
+            }
+        }
+    })
+}
+
+/// If `w` is the waker of the task being polled, asks the scheduler to requeue it at the back
+/// after this poll (without a wake-up round trip). Returns false otherwise.
+#[inline]
+pub(crate) fn request_yield(w: &std::task::Waker) -> bool {
+    poll_cx(|cx| match (cx, waker::key_of(w)) {
+        (Some(cx), Some(k)) if k == cx.current_task.get() => {
+            cx.yielded.set(true);
+            true
+        }
+        _ => false,
+    })
+}

@@ -1,0 +1,252 @@
+//! The current-thread scheduler: one thread polls every task of its runtime.
+//!
+//! Queues: a FIFO run queue of task keys and a one-entry LIFO slot. A task woken by the task
+//! being polled goes to the LIFO slot and runs next (a message passed to a waiting task is
+//! handled while it is hot in cache); at most [`MAX_LIFO_POLLS`] LIFO runs happen in a row
+//! before the slot's task goes to the back of the queue, so two tasks waking each other cannot
+//! starve the rest. `yield_now` and self-wakes go to the back of the queue. Spawns go to the back.
+//!
+//! Wakes from other threads and spawns through a `Handle` from other threads arrive through
+//! `Shared::injector`, a lock-free queue, and unpark the scheduler. The scheduler drains it
+//! after every [`EVENT_INTERVAL`] polls and whenever it runs out of local work, before parking.
+//!
+//! Ownership: the scheduler is the only code that touches task stages (futures and outputs)
+//! and its pool; it never holds a borrow of its core while running user code (polling, waking a
+//! join waker, dropping a future or output), because that code may spawn or wake.
+
+use super::context::{self, Ctx};
+use super::exec::{self, Exec, PollCx, NO_TASK};
+use super::shared::{alloc_task, Remote, Shared};
+use crate::task::pool::Pool;
+use crate::task::raw::Header;
+use crate::task::{table, JoinHandle};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake as StdWake, Waker};
+
+/// Polls between two looks at the remote queue and the `block_on` future (Go uses 61 too).
+pub(crate) const EVENT_INTERVAL: u32 = 61;
+/// LIFO-slot runs in a row before the slot's task must queue like everyone else.
+pub(crate) const MAX_LIFO_POLLS: u32 = 3;
+
+struct Core {
+    queue: VecDeque<u64>,
+    lifo: Option<u64>,
+    lifo_polls: u32,
+    pool: Pool,
+}
+
+/// A current-thread scheduler.
+pub(crate) struct Scheduler {
+    pub(crate) shared: Arc<Shared>,
+    owner: *const (),
+    core: RefCell<Core>,
+    pub(crate) cx: PollCx,
+}
+
+/// The `block_on` future's waker: sets a flag and unparks the thread in `block_on`.
+pub(crate) struct MainSignal {
+    pub(crate) woken: AtomicBool,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl MainSignal {
+    pub(crate) fn new(shared: Arc<Shared>) -> Arc<MainSignal> {
+        Arc::new(MainSignal { woken: AtomicBool::new(true), shared })
+    }
+}
+
+impl StdWake for MainSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Release);
+        self.shared.parker.unpark();
+    }
+}
+
+/// Panics if this thread is already inside an omni runtime.
+pub(crate) fn assert_not_nested() {
+    assert!(
+        matches!(context::get(), Ctx::None),
+        "omni: block_on called from inside a running omni runtime. Blocking here would \
+         freeze every task of that runtime: `.await` the future instead, or run the \
+         blocking code on its own OS thread"
+    );
+}
+
+impl Exec for Scheduler {
+    fn poll_cx(&self) -> &PollCx {
+        &self.cx
+    }
+
+    fn requeue(&self, key: u64, _: &Header) {
+        self.core.borrow_mut().queue.push_back(key);
+    }
+
+    fn release(&self, index: u32, gen: u32, _pin: u32) {
+        let (class, remote) = table::entry(table::split(index).0).expect("own chunk").class();
+        if remote {
+            self.shared.lock_pool().release(index, class, gen);
+        } else {
+            self.core.borrow_mut().pool.release(index, class, gen);
+        }
+    }
+}
+
+impl Scheduler {
+    pub(crate) fn new() -> Scheduler {
+        let shared = Shared::new(|_| None);
+        let owner = shared.owner_id();
+        Scheduler {
+            shared,
+            owner,
+            core: RefCell::new(Core {
+                queue: VecDeque::new(),
+                lifo: None,
+                lifo_polls: 0,
+                pool: Pool::new(owner, false),
+            }),
+            cx: PollCx::new(),
+        }
+    }
+
+    /// The identity of this runtime in the chunk table.
+    pub(crate) fn owner(&self) -> *const () {
+        self.owner
+    }
+
+    /// Spawns on this scheduler from its own thread.
+    pub(crate) fn spawn<F: Future + 'static>(&self, fut: F) -> JoinHandle<F::Output> {
+        if self.shared.shutdown.load(Relaxed) {
+            drop(fut);
+            return JoinHandle::refused();
+        }
+        // The borrow covers only the slot allocation: if that panics (region exhausted), the
+        // future is dropped after the borrow ends, so its destructor may spawn or wake.
+        let key = alloc_task(|class| self.core.borrow_mut().pool.alloc(class), fut, 0);
+        self.core.borrow_mut().queue.push_back(key);
+        JoinHandle::new(key)
+    }
+
+    pub(crate) fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        assert_not_nested();
+        let _enter = context::enter(Ctx::Local(self));
+        let signal = MainSignal::new(self.shared.clone());
+        let main_waker = Waker::from(signal.clone());
+        let mut cx = Context::from_waker(&main_waker);
+        let mut fut = pin!(fut);
+        loop {
+            if signal.woken.swap(false, AcqRel) {
+                self.cx.budget.set(super::coop::BUDGET);
+                if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                    return v;
+                }
+            }
+            let mut ran = 0;
+            while ran < EVENT_INTERVAL {
+                match self.next_task() {
+                    Some(k) => {
+                        if let Some(h) = exec::header(self.owner, k) {
+                            exec::run_task(self, k, h);
+                        }
+                    }
+                    None => break,
+                }
+                ran += 1;
+            }
+            let pulled = self.pull_remote();
+            if ran == 0 && !pulled && !signal.woken.load(Acquire) {
+                self.shared.parker.park();
+            }
+        }
+    }
+
+    fn next_task(&self) -> Option<u64> {
+        let mut core = self.core.borrow_mut();
+        if let Some(k) = core.lifo.take() {
+            if core.lifo_polls < MAX_LIFO_POLLS {
+                core.lifo_polls += 1;
+                return Some(k);
+            }
+            core.queue.push_back(k);
+        }
+        core.lifo_polls = 0;
+        core.queue.pop_front()
+    }
+
+    /// Moves remote messages into the local queue. Returns whether there were any.
+    fn pull_remote(&self) -> bool {
+        let mut any = false;
+        while let Some(m) = self.shared.injector.pop() {
+            any = true;
+            match m {
+                Remote::Run(k) => self.core.borrow_mut().queue.push_back(k),
+                Remote::Free(k) => exec::free_if_released(self, self.owner, k),
+            }
+        }
+        any
+    }
+
+    /// Queues a task woken on this thread.
+    pub(crate) fn schedule_local(&self, key: u64) {
+        let mut core = self.core.borrow_mut();
+        if self.cx.current_task.get() != NO_TASK {
+            if let Some(prev) = core.lifo.replace(key) {
+                core.queue.push_back(prev);
+            }
+        } else {
+            core.queue.push_back(key);
+        }
+    }
+
+    /// Frees a slot given up by a join handle on this thread.
+    pub(crate) fn free_slot(&self, key: u64, h: *mut Header) {
+        exec::free_slot(self, key, h);
+    }
+
+    /// Cancels every task, drops every future and output exactly once, and frees the chunks.
+    pub(crate) fn shutdown(&self) {
+        // Futures and outputs are dropped under `catch_unwind`, but a user waker may still
+        // panic: abort rather than unwind out of half-freed chunks.
+        let _abort = exec::AbortOnUnwind::new();
+        self.shared.begin_shutdown();
+        let enter = context::enter(Ctx::Local(self));
+        loop {
+            self.pull_remote();
+            let mut chunks = self.core.borrow().pool.chunks().to_vec();
+            chunks.extend_from_slice(self.shared.lock_pool().chunks());
+            if !exec::cancel_all(self, &chunks, |_| true) {
+                break;
+            }
+        }
+        {
+            let mut core = self.core.borrow_mut();
+            core.queue.clear();
+            core.lifo = None;
+        }
+        drop(enter);
+        let mut chunks = self.core.borrow_mut().pool.take_chunks();
+        chunks.extend(self.shared.lock_pool().take_chunks());
+        // SAFETY: this runtime is no longer current anywhere, and `cancel_all` made no progress:
+        // every task completed.
+        unsafe { exec::free_chunks(chunks) };
+        while self.shared.injector.pop().is_some() {}
+    }
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = self.core.try_borrow();
+        let mut d = f.debug_struct("Scheduler");
+        if let Ok(core) = core {
+            d.field("queued", &core.queue.len()).field("lifo", &core.lifo.is_some());
+        }
+        d.field("shared", &self.shared).finish()
+    }
+}

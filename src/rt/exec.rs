@@ -1,0 +1,217 @@
+//! Running one task: the poll, the cancel, the completion and the freeing of its slot, shared
+//! by the current-thread scheduler, the multi-thread workers and shutdown.
+//!
+//! Who may call these: a thread that popped the task's key from a run queue (so the state word
+//! says `SCHEDULED` and `start_poll` makes it the only poller), or shutdown, which owns every
+//! slot once no scheduler runs. The scheduler of that thread is the [`Exec`]: it says where a
+//! task that must run again goes, and which pool takes a freed slot back.
+//!
+//! No scheduler borrow may be held across these calls: polling, waking a join waker and
+//! dropping a future or output run user code, which may spawn or wake.
+
+use crate::task::raw::{self, Header};
+use crate::task::state::{End, Start, COMPLETE, JOIN_INTEREST, JOIN_WAKER};
+use crate::task::{gen_of, index_of, key, table, waker};
+use std::cell::Cell;
+use std::task::{Context, Poll};
+
+/// The task key meaning "no task is being polled".
+pub(crate) const NO_TASK: u64 = 0;
+
+/// Per-poll state of the thread's scheduler: which task is being polled, whether it asked to
+/// yield, and its remaining cooperative budget.
+#[derive(Debug)]
+pub(crate) struct PollCx {
+    pub(crate) current_task: Cell<u64>,
+    pub(crate) yielded: Cell<bool>,
+    pub(crate) budget: Cell<u32>,
+}
+
+impl PollCx {
+    pub(crate) fn new() -> PollCx {
+        PollCx {
+            current_task: Cell::new(NO_TASK),
+            yielded: Cell::new(false),
+            budget: Cell::new(super::coop::BUDGET),
+        }
+    }
+}
+
+/// What running a task needs from the scheduler of the thread that runs it.
+pub(crate) trait Exec {
+    /// The per-poll state.
+    fn poll_cx(&self) -> &PollCx;
+    /// Queues a task whose poll ended with [`End::Reschedule`] (woken, yielded or cancelled
+    /// during the poll), at the back.
+    fn requeue(&self, key: u64, h: &Header);
+    /// Takes back a slot that was just vacated (now at generation `gen`); `pin` is the pin the
+    /// task had.
+    fn release(&self, index: u32, gen: u32, pin: u32);
+}
+
+/// The header of a task of the runtime whose owner id is `owner`, if `key`'s chunk is one of
+/// its chunks and still allocated. The caller must be that runtime's thread (table rule 1).
+pub(crate) fn header(owner: *const (), key: u64) -> Option<*mut Header> {
+    let (chunk, slot) = table::split(index_of(key));
+    let e = table::entry(chunk)?;
+    if !e.is_owned_by(owner) {
+        return None;
+    }
+    let h = e.owner_slot(slot) as *mut Header;
+    (!h.is_null()).then_some(h)
+}
+
+/// Polls (or cancels) the task `key` at `h`, which the caller popped from its run queue.
+pub(crate) fn run_task(e: &impl Exec, key: u64, h: *mut Header) {
+    // SAFETY: the caller's slot, alive while its runtime runs; every slot has a header.
+    let header = unsafe { &*h };
+    let gen = gen_of(key);
+    match header.state.start_poll(gen) {
+        Start::Stale => {}
+        Start::Cancel => cancel_running(e, key, h),
+        Start::Poll => {
+            let cx = e.poll_cx();
+            cx.current_task.set(key);
+            cx.yielded.set(false);
+            cx.budget.set(super::coop::BUDGET);
+            let waker = waker::for_key(key);
+            let mut task_cx = Context::from_waker(&waker);
+            // SAFETY: `start_poll` made this thread the task's only poller; it is not complete.
+            let res = unsafe { ((*header.vtable.get()).poll)(h, &mut task_cx) };
+            cx.current_task.set(NO_TASK);
+            match res {
+                Poll::Ready(()) => complete(e, key, h, true),
+                Poll::Pending => {
+                    if header.state.end_poll(gen, cx.yielded.get()) == End::Reschedule {
+                        e.requeue(key, header);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Drops the future of a task that `start_poll` just marked running, and completes it as
+/// cancelled.
+pub(crate) fn cancel_running(e: &impl Exec, key: u64, h: *mut Header) {
+    // SAFETY: the task is RUNNING under the caller and its future is live.
+    let has_output = unsafe { ((*(*h).vtable.get()).cancel)(h) };
+    complete(e, key, h, has_output);
+}
+
+/// The stage now holds the output: tell the join handle, or free the slot if detached.
+fn complete(e: &impl Exec, key: u64, h: *mut Header, has_output: bool) {
+    // SAFETY: a live slot that the caller is running.
+    let header = unsafe { &*h };
+    let snap = header.state.complete(gen_of(key), has_output);
+    if snap.has(JOIN_INTEREST) {
+        if snap.has(JOIN_WAKER) {
+            // SAFETY: JOIN_WAKER was set when COMPLETE went in, so the handle no longer writes
+            // the field; only the thread that frees the slot takes it, and that needs the
+            // handle's interest gone. The waker is cloned first: waking may re-enter (an inline
+            // executor polling the handle, which frees the slot and drops the stored waker).
+            let w = unsafe { &*header.join_waker.get() }.clone();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    } else {
+        free_slot(e, key, h);
+    }
+}
+
+/// Drops the stage (output) of a completed task and gives the slot back to a pool (see
+/// `raw::vacate_and_drop` for why the slot is vacated before any destructor runs).
+pub(crate) fn free_slot(e: &impl Exec, key: u64, h: *mut Header) {
+    // SAFETY: a completed slot with no join interest left: nobody else touches it.
+    let pin = unsafe { &*h }.state.load().pin();
+    // SAFETY: as above.
+    let gen = unsafe { raw::vacate_and_drop(h) };
+    e.release(index_of(key), gen, pin);
+}
+
+/// Frees the slot of `key` if its task completed and no join handle holds it any more (a
+/// `Remote::Free` message).
+pub(crate) fn free_if_released(e: &impl Exec, owner: *const (), key: u64) {
+    let Some(h) = header(owner, key) else { return };
+    // SAFETY: own chunk, alive while the runtime runs.
+    let s = unsafe { &*h }.state.load();
+    if s.generation() == gen_of(key) && s.has(COMPLETE) && !s.has(JOIN_INTEREST) {
+        free_slot(e, key, h);
+    }
+}
+
+/// Cancels every live task in `chunks` whose pin `keep` accepts: each future is dropped once,
+/// on this thread. Returns whether any task was cancelled (dropping a future may wake or free
+/// others, so callers repeat until nothing changes).
+pub(crate) fn cancel_all(e: &impl Exec, chunks: &[u32], keep: impl Fn(u32) -> bool) -> bool {
+    let mut progressed = false;
+    for &chunk in chunks {
+        let entry = table::entry(chunk).expect("own chunk");
+        for slot in 0..table::SLOTS_PER_CHUNK {
+            let h = entry.owner_slot(slot) as *mut Header;
+            // SAFETY: own chunk, alive while the runtime runs.
+            let header = unsafe { &*h };
+            let s = header.state.load();
+            let gen = s.generation();
+            if gen % 2 == 1
+                && !s.has(COMPLETE)
+                && keep(s.pin())
+                && header.state.start_poll(gen) != Start::Stale
+            {
+                let index = (chunk << table::SLOT_BITS) | slot as u32;
+                cancel_running(e, key(index, gen), h);
+                progressed = true;
+            }
+        }
+    }
+    progressed
+}
+
+/// Unpublishes and frees `chunks`, dropping what their slots still hold (outputs nobody took).
+///
+/// # Safety
+///
+/// The chunks belong to a runtime that is no longer current on any thread and whose tasks
+/// all completed ([`cancel_all`] made no progress).
+pub(crate) unsafe fn free_chunks(chunks: Vec<u32>) {
+    for chunk in chunks {
+        // SAFETY: the runtime's chunk; it is no longer current anywhere (caller's contract).
+        let base = unsafe { table::unpublish(chunk) };
+        let mut max_gen = 0;
+        for slot in 0..table::SLOTS_PER_CHUNK {
+            // SAFETY: `base` is the unpublished chunk's memory, still allocated.
+            let h = unsafe { table::slot_of_unpublished(chunk, base, slot) } as *mut Header;
+            // SAFETY: nobody else can reach the chunk any more.
+            let mut gen = unsafe { &*h }.state.load().generation();
+            if gen % 2 == 1 {
+                // SAFETY: every task completed (caller's contract), and the chunk is
+                // unpublished, so the slot is exclusively ours.
+                gen = unsafe { raw::vacate_and_drop(h) };
+            }
+            max_gen = max_gen.max(gen);
+        }
+        // SAFETY: every slot is vacant with its stage dropped.
+        unsafe { table::free_chunk(chunk, base, max_gen) };
+    }
+}
+
+/// Aborts the process if a panic starts while this guard lives (see its uses: unwinding out of
+/// a half-done shutdown would leave chunks published with an owner about to be freed). A
+/// runtime dropped while the thread is already unwinding is shut down normally.
+pub(crate) struct AbortOnUnwind(bool);
+
+impl AbortOnUnwind {
+    pub(crate) fn new() -> AbortOnUnwind {
+        AbortOnUnwind(std::thread::panicking())
+    }
+}
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.0 {
+            eprintln!("omni: a panic escaped runtime shutdown (a waker panicked); aborting");
+            std::process::abort();
+        }
+    }
+}
