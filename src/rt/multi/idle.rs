@@ -159,3 +159,95 @@ mod tests {
         assert_eq!(idle.counts(), (0, 4));
     }
 }
+
+#[cfg(loom)]
+mod loom_tests {
+    use super::*;
+    use crate::rt::park::Parker;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::atomic::AtomicUsize as Count;
+    use loom::sync::Arc;
+
+    /// The park protocol of a worker (see `worker.rs`), over a queue of `work` items. The
+    /// worker that takes an item sets `done` and releases the other, as shutdown would.
+    fn worker(id: usize, idle: &Idle, parkers: &[Parker], work: &Count, done: &AtomicBool) {
+        let mut searching = idle.transition_to_searching();
+        loop {
+            if done.load(SeqCst) {
+                return;
+            }
+            let n = work.load(SeqCst);
+            if n > 0 && work.compare_exchange(n, n - 1, SeqCst, SeqCst).is_ok() {
+                if searching {
+                    idle.transition_from_searching();
+                }
+                done.store(true, SeqCst);
+                for p in parkers {
+                    p.unpark();
+                }
+                return;
+            }
+            if idle.transition_to_parked(id, searching) && work.load(SeqCst) > 0 {
+                if let Some(w) = idle.worker_to_notify() {
+                    parkers[w].unpark();
+                }
+            }
+            parkers[id].park();
+            searching = idle.transition_from_parked(id);
+        }
+    }
+
+    /// A push racing two workers going to sleep: the item is always taken (a lost wake-up
+    /// would leave both asleep, which loom reports as a deadlock).
+    #[test]
+    fn loom_push_wakes_a_parking_worker() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.check(|| {
+            let idle = Arc::new(Idle::new(2));
+            let parkers = Arc::new(vec![Parker::new(), Parker::new()]);
+            let work = Arc::new(Count::new(0));
+            let done = Arc::new(AtomicBool::new(false));
+            let workers: Vec<_> = (0..2)
+                .map(|id| {
+                    let (idle, parkers, work, done) =
+                        (idle.clone(), parkers.clone(), work.clone(), done.clone());
+                    loom::thread::spawn(move || worker(id, &idle, &parkers, &work, &done))
+                })
+                .collect();
+            // The pusher.
+            work.fetch_add(1, SeqCst);
+            if let Some(w) = idle.worker_to_notify() {
+                parkers[w].unpark();
+            }
+            for w in workers {
+                w.join().unwrap();
+            }
+            assert_eq!(work.load(SeqCst), 0);
+        });
+    }
+
+    /// Shutdown reaching a worker that is going to sleep: the flag, then an unpark, always
+    /// brings it out.
+    #[test]
+    fn loom_shutdown_reaches_a_parking_worker() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(1));
+            let parkers = Arc::new(vec![Parker::new()]);
+            let shutdown = Arc::new(AtomicBool::new(false));
+            let w = {
+                let (idle, parkers, shutdown) = (idle.clone(), parkers.clone(), shutdown.clone());
+                loom::thread::spawn(move || {
+                    while !shutdown.load(SeqCst) {
+                        idle.transition_to_parked(0, false);
+                        parkers[0].park();
+                        idle.transition_from_parked(0);
+                    }
+                })
+            };
+            shutdown.store(true, SeqCst);
+            parkers[0].unpark();
+            w.join().unwrap();
+        });
+    }
+}
