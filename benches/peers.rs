@@ -13,6 +13,9 @@
 //! | `rt::yield_pingpong` | one `yield_now().await` of one of two tasks yielding in turn |
 //! | `cont::pingpong` | one resume of a parked partner task: `cont::suspend` and `Cont::resume` on omni, a tokio `oneshot` per park on the peers |
 //! | `rt::parked_memory` | bytes per task parked on a never-ready zero-sized future: live heap from a counting allocator, and RSS growth from `/proc/self/statm` |
+//! | `mt::spawn_join` | on 2 workers (tokio `multi_thread`, async-executor `Executor` on 2 threads): a task spawns a trivial task and later awaits its handle |
+//! | `mt::yield_pingpong` | on 2 workers: one `yield_now().await` of one of two tasks yielding n times each |
+//! | `mt::fan_out` | on 2 workers: one task spawns n children that each send one message (async-channel, the same on every runtime) to a collector task |
 //!
 //! Read the ratio columns as omni's median divided by the peer's: lower is better, and below 1.00
 //! omni is faster (or smaller) than that peer.
@@ -42,6 +45,7 @@ use omni::cont::{suspend, Cont};
 use tokio::sync::oneshot;
 
 use common::memory::{CountingAlloc, Footprint, Window};
+use common::multi;
 use common::report::{median, print_table, Config, Row, PEERS};
 
 #[global_allocator]
@@ -372,6 +376,37 @@ fn workloads() -> Vec<Workload> {
             id: "rt::parked_memory",
             n: 1_000_000,
             measure: Memory { runs: [parked_memory_omni, parked_memory_tokio, parked_memory_ae] },
+        },
+        Workload {
+            id: "mt::spawn_join",
+            n: 100_000,
+            measure: Time {
+                unit: "ns per task spawned from a worker and joined (2 workers)",
+                ops_per_n: 1,
+                runs: [multi::spawn_join_omni, multi::spawn_join_tokio, multi::spawn_join_ae],
+            },
+        },
+        Workload {
+            id: "mt::yield_pingpong",
+            n: 1_000_000,
+            measure: Time {
+                unit: "ns per yield (two tasks, n yields each, 2 workers)",
+                ops_per_n: 2,
+                runs: [
+                    multi::yield_pingpong_omni,
+                    multi::yield_pingpong_tokio,
+                    multi::yield_pingpong_ae,
+                ],
+            },
+        },
+        Workload {
+            id: "mt::fan_out",
+            n: 1_000_000,
+            measure: Time {
+                unit: "ns per child spawned that sent to the collector (2 workers)",
+                ops_per_n: 1,
+                runs: [multi::fan_out_omni, multi::fan_out_tokio, multi::fan_out_ae],
+            },
         },
     ]
 }

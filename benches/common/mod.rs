@@ -1,4 +1,5 @@
 //! Helpers shared by the bench files: memory accounting and the report.
 
 pub(crate) mod memory;
+pub(crate) mod multi;
 pub(crate) mod report;
