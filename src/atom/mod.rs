@@ -49,6 +49,7 @@ mod snapshot;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -99,6 +100,11 @@ use hooks::{Hooks, Validator, WatchFn};
 pub struct Atom<T> {
     value: ArcSwap<T>,
     hooks: ArcSwap<Hooks<T>>,
+    /// Whether a validator or a watch was ever installed. Until then changes skip loading
+    /// `hooks`, which costs about as much as a read. Set (release) after the first hook is
+    /// stored and before that call returns, read with acquire, never cleared: a change that
+    /// starts after a hook was installed sees the flag and so the hook.
+    hooked: AtomicBool,
 }
 
 impl<T> Atom<T> {
@@ -111,7 +117,7 @@ impl<T> Atom<T> {
     /// assert_eq!(*atom.deref(), "ready");
     /// ```
     pub fn new(value: T) -> Self {
-        Atom::with_hooks(value, Hooks::new(None))
+        Atom::with_hooks(value, Hooks::new(None), false)
     }
 
     /// An atom holding `value`, whose changes must satisfy `validator` (it returns `true` for an
@@ -141,11 +147,15 @@ impl<T> Atom<T> {
             return Err(ValidationError(value));
         }
         let validator: Validator<T> = Arc::new(validator);
-        Ok(Atom::with_hooks(value, Hooks::new(Some(validator))))
+        Ok(Atom::with_hooks(value, Hooks::new(Some(validator)), true))
     }
 
-    fn with_hooks(value: T, hooks: Hooks<T>) -> Self {
-        Atom { value: ArcSwap::from_pointee(value), hooks: ArcSwap::from_pointee(hooks) }
+    fn with_hooks(value: T, hooks: Hooks<T>, hooked: bool) -> Self {
+        Atom {
+            value: ArcSwap::from_pointee(value),
+            hooks: ArcSwap::from_pointee(hooks),
+            hooked: AtomicBool::new(hooked),
+        }
     }
 
     /// A snapshot of the current value. It takes no lock and does not wait for writers; the
@@ -190,7 +200,7 @@ impl<T> Atom<T> {
     /// assert_eq!((*old, *atom.deref()), (1, 2));
     /// ```
     pub fn reset(&self, value: T) -> Result<Snapshot<T>, ValidationError<T>> {
-        if !self.hooks.load().accepts(&value) {
+        if !self.accepts(&value) {
             return Err(ValidationError(value));
         }
         let new = Arc::new(value);
@@ -231,17 +241,15 @@ impl<T> Atom<T> {
     where
         F: FnMut(&T) -> T,
     {
-        let hooks = self.hooks.load();
         let mut current = self.value.load();
         loop {
             let value = f(&current);
-            if !hooks.accepts(&value) {
+            if !self.accepts(&value) {
                 return Err(ValidationError(value));
             }
             let new = Arc::new(value);
             let previous = self.value.compare_and_swap(&current, Arc::clone(&new));
             if Arc::ptr_eq(&previous, &current) {
-                drop(hooks);
                 self.changed(&current, &new);
                 return Ok(Snapshot::from(new));
             }
@@ -275,7 +283,7 @@ impl<T> Atom<T> {
     /// assert_eq!(*atom.deref(), 10);
     /// ```
     pub fn compare_and_set(&self, expected: &Snapshot<T>, new: T) -> Result<(), CasError<T>> {
-        if !self.hooks.load().accepts(&new) {
+        if !self.accepts(&new) {
             return Err(CasError::Invalid(new));
         }
         let new = Arc::new(new);
@@ -324,6 +332,7 @@ impl<T> Atom<T> {
         }
         let validator: Validator<T> = Arc::new(validator);
         self.hooks.rcu(|h| h.with_validator(Some(Arc::clone(&validator))));
+        self.hooked.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -379,6 +388,7 @@ impl<T> Atom<T> {
             replaced = r;
             next
         });
+        self.hooked.store(true, Ordering::Release);
         replaced
     }
 
@@ -418,11 +428,18 @@ impl<T> Atom<T> {
         self.value.into_inner()
     }
 
+    /// Whether the validator in force (if any) accepts `value`.
+    fn accepts(&self, value: &T) -> bool {
+        !self.hooked.load(Ordering::Acquire) || self.hooks.load().accepts(value)
+    }
+
     /// Runs the watches for a change from `old` to `new` that has just been stored.
     fn changed(&self, old: &T, new: &T) {
-        let hooks = self.hooks.load();
-        if hooks.has_watches() {
-            hooks.notify(old, new);
+        if self.hooked.load(Ordering::Acquire) {
+            let hooks = self.hooks.load();
+            if hooks.has_watches() {
+                hooks.notify(old, new);
+            }
         }
     }
 }
