@@ -28,12 +28,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod blocking;
 pub mod cont;
 mod loom;
 pub mod region;
 mod rt;
 pub mod task;
 
+pub use blocking::spawn_blocking;
 pub use omni_io::Driver;
 pub use rt::{
     block_on, spawn, spawn_local, yield_now, Builder, Handle, Runtime, TryCurrentError, YieldNow,

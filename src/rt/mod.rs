@@ -6,6 +6,7 @@ mod runtime;
 mod scheduler;
 mod yield_now;
 
+pub(crate) use runtime::blocking_pool;
 pub use runtime::{block_on, spawn, spawn_local, Builder, Handle, Runtime, TryCurrentError};
 pub(crate) use scheduler::{current_owner, free_completed, schedule, spend_budget, wake_task};
 pub use yield_now::{yield_now, YieldNow};

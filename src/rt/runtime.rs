@@ -1,12 +1,15 @@
 //! `Runtime`, `Builder`, `Handle` and the free functions that reach the current runtime.
 
 use super::scheduler::{with_current, Scheduler, Shared};
+use crate::blocking::Pool;
 use crate::task::JoinHandle;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// An omni runtime: a scheduler for green tasks.
 ///
@@ -16,7 +19,10 @@ use std::sync::Arc;
 /// `Send + Sync` and spawns from anywhere.
 ///
 /// Dropping the runtime cancels every task: each future (or output not yet taken) is dropped
-/// exactly once, on the dropping thread, and join handles then report a cancelled task.
+/// exactly once, on the dropping thread, and join handles then report a cancelled task. Then
+/// it shuts down the blocking pool: closures queued by [`spawn_blocking`](crate::spawn_blocking)
+/// that have not started are dropped, and the drop waits for running ones to return (as with
+/// tokio; [`Runtime::shutdown_timeout`] bounds the wait).
 ///
 /// # Examples
 ///
@@ -39,6 +45,8 @@ use std::sync::Arc;
 pub struct Runtime {
     sched: Box<Scheduler>,
     handle: Handle,
+    /// `None` once the runtime was shut down (by `shutdown_timeout`, before its drop).
+    blocking: Option<Arc<Pool>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -79,6 +87,7 @@ impl Runtime {
     /// assert_eq!(rt.block_on(async { "done" }), "done");
     /// ```
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let _pool = EnterPool::new(self.blocking.as_ref());
         self.sched.block_on(fut)
     }
 
@@ -103,12 +112,84 @@ impl Runtime {
     pub fn handle(&self) -> &Handle {
         &self.handle
     }
+
+    /// Shuts the runtime down as dropping it does, but waits at most `timeout` for blocking
+    /// closures that are still running. Returns whether they all finished in time.
+    ///
+    /// Every task is cancelled and queued blocking closures are dropped, as on drop. A closure
+    /// still running after `timeout` is left to finish on its pool thread (it cannot be
+    /// interrupted); its result is dropped there. `Duration::ZERO` does not wait at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = omni::Runtime::new().unwrap();
+    /// let (release, stuck) = std::sync::mpsc::channel::<()>();
+    /// let (started_tx, started) = std::sync::mpsc::channel();
+    /// rt.block_on(async move {
+    ///     drop(omni::spawn_blocking(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         let _ = stuck.recv(); // blocks until `release` is used or dropped
+    ///     }));
+    /// });
+    /// started.recv().unwrap();
+    /// // The closure is stuck: shutdown gives up waiting instead of hanging.
+    /// assert!(!rt.shutdown_timeout(Duration::ZERO));
+    /// drop(release);
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        self.close(Some(timeout))
+    }
+
+    /// Drops the queued blocking closures, cancels every task, then waits up to `timeout` for
+    /// the running closures. (Closing the pool first means no queued closure starts while the
+    /// tasks are being cancelled, and none can be queued from a destructor.)
+    fn close(&mut self, timeout: Option<Duration>) -> bool {
+        let Some(pool) = self.blocking.take() else { return true };
+        pool.close();
+        {
+            // Destructors of cancelled tasks still see this runtime's pool.
+            let _pool = EnterPool::new(Some(&pool));
+            self.sched.shutdown();
+        }
+        pool.shutdown(timeout)
+    }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.sched.shutdown();
+        self.close(None);
     }
+}
+
+thread_local! {
+    /// The blocking pool of the runtime running on this thread. A stand-in until the pool
+    /// moves into the scheduler's `Shared`, where `with_current` reaches it.
+    static BLOCKING: RefCell<Option<Arc<Pool>>> = const { RefCell::new(None) };
+}
+
+/// Makes a runtime's pool current on this thread; restores the previous one when dropped.
+struct EnterPool(Option<Arc<Pool>>);
+
+impl EnterPool {
+    fn new(pool: Option<&Arc<Pool>>) -> EnterPool {
+        let prev = BLOCKING.try_with(|b| b.replace(pool.cloned())).ok().flatten();
+        EnterPool(prev)
+    }
+}
+
+impl Drop for EnterPool {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        let _ = BLOCKING.try_with(|b| b.replace(prev));
+    }
+}
+
+/// The blocking pool of the runtime current on this thread (`None` outside a runtime).
+pub(crate) fn blocking_pool() -> Option<Arc<Pool>> {
+    BLOCKING.try_with(|b| b.borrow().clone()).ok().flatten()
 }
 
 impl fmt::Debug for Runtime {
@@ -116,6 +197,7 @@ impl fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("flavor", &"current_thread")
             .field("sched", &self.sched)
+            .field("blocking", &self.blocking)
             .finish()
     }
 }
@@ -130,13 +212,48 @@ impl fmt::Debug for Runtime {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Builder {
-    _private: (),
+    max_blocking_threads: usize,
+    thread_keep_alive: Duration,
 }
 
 impl Builder {
     /// A builder for a runtime whose tasks all run on the thread that calls `block_on`.
     pub fn new_current_thread() -> Builder {
-        Builder { _private: () }
+        Builder { max_blocking_threads: 512, thread_keep_alive: Duration::from_secs(10) }
+    }
+
+    /// The most OS threads the blocking pool ([`spawn_blocking`](crate::spawn_blocking)) runs
+    /// at once; further closures wait in a queue. Default 512.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = omni::Runtime::builder().max_blocking_threads(2).build().unwrap();
+    /// let v = rt.block_on(async { omni::spawn_blocking(|| 4).await.unwrap() });
+    /// assert_eq!(v, 4);
+    /// ```
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
+        assert!(n > 0, "omni::Builder::max_blocking_threads: the blocking pool needs at least one thread (got 0)");
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits. Default 10 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = omni::Runtime::builder().thread_keep_alive(Duration::from_millis(100)).build();
+    /// assert!(rt.is_ok());
+    /// ```
+    pub fn thread_keep_alive(&mut self, keep_alive: Duration) -> &mut Builder {
+        self.thread_keep_alive = keep_alive;
+        self
     }
 
     /// Builds the runtime.
@@ -147,7 +264,8 @@ impl Builder {
     pub fn build(&self) -> io::Result<Runtime> {
         let sched = Box::new(Scheduler::new());
         let handle = Handle { shared: sched.shared.clone() };
-        Ok(Runtime { sched, handle, _not_send: PhantomData })
+        let blocking = Arc::new(Pool::new(self.max_blocking_threads, self.thread_keep_alive));
+        Ok(Runtime { sched, handle, blocking: Some(blocking), _not_send: PhantomData })
     }
 }
 
