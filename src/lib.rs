@@ -34,6 +34,7 @@ mod loom;
 pub mod region;
 mod rt;
 pub mod task;
+pub mod thread;
 
 pub use blocking::spawn_blocking;
 pub use omni_io::Driver;
