@@ -237,7 +237,11 @@ impl Builder {
     /// assert_eq!(v, 4);
     /// ```
     pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
-        assert!(n > 0, "omni::Builder::max_blocking_threads: the blocking pool needs at least one thread (got 0)");
+        assert!(
+            n > 0,
+            "omni::Builder::max_blocking_threads: the blocking pool needs at least one thread \
+             (got 0)"
+        );
         self.max_blocking_threads = n;
         self
     }

@@ -3,7 +3,7 @@
 //!
 //! Why: some work wants a thread of its own (a long-lived event loop, a subsystem with
 //! `!Send` state, isolation from the caller's runtime) but should still be written as async
-//! code. [`spawn`] starts an OS thread, builds a current-thread [`Runtime`](crate::Runtime) on
+//! code. [`spawn`] starts an OS thread, builds a current-thread [`Runtime`] on
 //! it and runs the future that the closure returns, so the future and the tasks it spawns with
 //! [`spawn_local`](crate::spawn_local) may be `!Send`: they never leave that thread.
 //!
