@@ -28,14 +28,17 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod atom;
+pub mod atom;
+mod blocking;
 pub mod cont;
 mod loom;
 pub mod region;
 mod rt;
 pub mod task;
+pub mod thread;
 
-pub use atom::{Atom, CasError, SetValidatorError, Snapshot, ValidationError};
+pub use atom::Atom;
+pub use blocking::spawn_blocking;
 pub use omni_io::Driver;
 pub use rt::{
     block_on, spawn, spawn_local, yield_now, Builder, Handle, Runtime, TryCurrentError, YieldNow,

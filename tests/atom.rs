@@ -1,7 +1,8 @@
 //! `omni::Atom` through the public API: contention from threads and green tasks, validators,
 //! watches, identity, panics, and a model test against a plain value.
 
-use omni::{Atom, CasError, SetValidatorError, Snapshot, ValidationError};
+use omni::atom::{CasError, SetValidatorError, Snapshot, ValidationError};
+use omni::Atom;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

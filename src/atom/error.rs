@@ -54,7 +54,7 @@ impl<T> Error for ValidationError<T> {}
 /// # Examples
 ///
 /// ```
-/// use omni::{Atom, CasError};
+/// use omni::{atom::CasError, Atom};
 ///
 /// let atom = Atom::new(1);
 /// let stale = atom.deref();

@@ -52,7 +52,7 @@ impl<T> Snapshot<T> {
     /// # Examples
     ///
     /// ```
-    /// use omni::Snapshot;
+    /// use omni::atom::Snapshot;
     /// let atom = omni::Atom::new(7);
     /// let a = atom.deref();
     /// assert!(Snapshot::ptr_eq(&a, &atom.deref()));

@@ -77,6 +77,12 @@ use crate::task::state::Wake;
 use crate::task::{gen_of, waker, with_slot, Access};
 use std::ptr;
 
+/// The blocking pool of the runtime this thread runs or is inside of.
+pub(crate) fn blocking_pool() -> Option<std::sync::Arc<crate::blocking::Pool>> {
+    // SAFETY: a context's `Shared` is alive while installed.
+    shared().map(|s| unsafe { &*s }.blocking.clone())
+}
+
 /// The identity (chunk-table owner id) of the runtime this thread runs or is inside of; null
 /// if none.
 #[inline]

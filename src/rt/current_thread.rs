@@ -100,8 +100,8 @@ impl Exec for Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn new() -> Scheduler {
-        let shared = Shared::new(|_| None);
+    pub(crate) fn new(blocking: crate::blocking::Pool) -> Scheduler {
+        let shared = Shared::new(blocking, |_| None);
         let owner = shared.owner_id();
         Scheduler {
             shared,

@@ -16,7 +16,9 @@ mod runtime;
 mod shared;
 mod yield_now;
 
-pub(crate) use context::{current_owner, free_completed, schedule, spend_budget, wake_task};
+pub(crate) use context::{
+    blocking_pool, current_owner, free_completed, schedule, spend_budget, wake_task,
+};
 pub use runtime::{block_on, spawn, spawn_local, Builder, Handle, Runtime, TryCurrentError};
 pub use yield_now::{yield_now, YieldNow};
 

@@ -13,6 +13,7 @@ use std::pin::pin;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 /// An omni runtime: a scheduler for green tasks.
 ///
@@ -30,7 +31,9 @@ use std::task::{Context, Poll, Waker};
 /// Dropping the runtime cancels every task: each future (or output not yet taken) is dropped
 /// exactly once (a worker's pinned tasks on that worker's thread, everything else on the
 /// dropping thread), the worker threads are joined, and join handles then report a cancelled
-/// task.
+/// task. Closures queued by [`spawn_blocking`](crate::spawn_blocking) that have not started
+/// are dropped, and the drop waits for running ones to return (as with tokio;
+/// [`Runtime::shutdown_timeout`] bounds the wait).
 ///
 /// # Examples
 ///
@@ -53,6 +56,8 @@ use std::task::{Context, Poll, Waker};
 pub struct Runtime {
     flavor: Flavor,
     handle: Handle,
+    /// Set once the runtime was shut down (by `shutdown_timeout`, before its drop).
+    closed: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -127,6 +132,52 @@ impl Runtime {
     pub fn handle(&self) -> &Handle {
         &self.handle
     }
+
+    /// Shuts the runtime down as dropping it does, but waits at most `timeout` for blocking
+    /// closures that are still running. Returns whether they all finished in time.
+    ///
+    /// Every task is cancelled and queued blocking closures are dropped, as on drop. A closure
+    /// still running after `timeout` is left to finish on its pool thread (it cannot be
+    /// interrupted); its result is dropped there. `Duration::ZERO` does not wait at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = omni::Runtime::new().unwrap();
+    /// let (release, stuck) = std::sync::mpsc::channel::<()>();
+    /// let (started_tx, started) = std::sync::mpsc::channel();
+    /// rt.block_on(async move {
+    ///     drop(omni::spawn_blocking(move || {
+    ///         started_tx.send(()).unwrap();
+    ///         let _ = stuck.recv(); // blocks until `release` is used or dropped
+    ///     }));
+    /// });
+    /// started.recv().unwrap();
+    /// // The closure is stuck: shutdown gives up waiting instead of hanging.
+    /// assert!(!rt.shutdown_timeout(Duration::ZERO));
+    /// drop(release);
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        self.close(Some(timeout))
+    }
+
+    /// Drops the queued blocking closures, cancels every task, then waits up to `timeout` for
+    /// the running closures. (Closing the pool first means no queued closure starts while the
+    /// tasks are being cancelled, and none can be queued from a destructor.)
+    fn close(&mut self, timeout: Option<Duration>) -> bool {
+        if std::mem::replace(&mut self.closed, true) {
+            return true;
+        }
+        let pool = self.handle.shared.blocking.clone();
+        pool.close();
+        match &mut self.flavor {
+            Flavor::Current(s) => s.shutdown(),
+            Flavor::Multi(m) => m.shutdown(),
+        }
+        pool.shutdown(timeout)
+    }
 }
 
 /// `block_on` for a multi-thread runtime: this thread polls `fut` and parks between polls.
@@ -150,10 +201,7 @@ fn block_on_multi<F: Future>(shared: &Arc<Shared>, fut: F) -> F::Output {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        match &mut self.flavor {
-            Flavor::Current(s) => s.shutdown(),
-            Flavor::Multi(m) => m.shutdown(),
-        }
+        self.close(None);
     }
 }
 
@@ -186,12 +234,20 @@ pub struct Builder {
     multi: bool,
     workers: Option<usize>,
     thread_name: String,
+    max_blocking_threads: usize,
+    thread_keep_alive: Duration,
 }
 
 impl Builder {
     /// A builder for a runtime whose tasks all run on the thread that calls `block_on`.
     pub fn new_current_thread() -> Builder {
-        Builder { multi: false, workers: None, thread_name: "omni-worker".to_owned() }
+        Builder {
+            multi: false,
+            workers: None,
+            thread_name: "omni-worker".to_owned(),
+            max_blocking_threads: 512,
+            thread_keep_alive: Duration::from_secs(10),
+        }
     }
 
     /// A builder for a work-stealing runtime with worker threads (see [`Builder::workers`]).
@@ -236,6 +292,44 @@ impl Builder {
         self
     }
 
+    /// The most OS threads the blocking pool ([`spawn_blocking`](crate::spawn_blocking)) runs
+    /// at once; further closures wait in a queue. Default 512.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = omni::Runtime::builder().max_blocking_threads(2).build().unwrap();
+    /// let v = rt.block_on(async { omni::spawn_blocking(|| 4).await.unwrap() });
+    /// assert_eq!(v, 4);
+    /// ```
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
+        assert!(
+            n > 0,
+            "omni::Builder::max_blocking_threads: the blocking pool needs at least one thread \
+             (got 0)"
+        );
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits. Default 10 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = omni::Runtime::builder().thread_keep_alive(Duration::from_millis(100)).build();
+    /// assert!(rt.is_ok());
+    /// ```
+    pub fn thread_keep_alive(&mut self, keep_alive: Duration) -> &mut Builder {
+        self.thread_keep_alive = keep_alive;
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
@@ -243,19 +337,21 @@ impl Builder {
     /// If the runtime's resources cannot be created (for a multi-thread runtime: the OS refused
     /// to start a worker thread).
     pub fn build(&self) -> io::Result<Runtime> {
+        let blocking =
+            crate::blocking::Pool::new(self.max_blocking_threads, self.thread_keep_alive);
         let flavor = if self.multi {
             let n = self.workers.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS)
             });
-            Flavor::Multi(MultiRuntime::start(n, &self.thread_name)?)
+            Flavor::Multi(MultiRuntime::start(n, &self.thread_name, blocking)?)
         } else {
-            Flavor::Current(Box::new(Scheduler::new()))
+            Flavor::Current(Box::new(Scheduler::new(blocking)))
         };
         let shared = match &flavor {
             Flavor::Current(s) => s.shared.clone(),
             Flavor::Multi(m) => m.shared.clone(),
         };
-        Ok(Runtime { flavor, handle: Handle { shared }, _not_send: PhantomData })
+        Ok(Runtime { flavor, handle: Handle { shared }, closed: false, _not_send: PhantomData })
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::multi::MultiShared;
 use super::park::Parker;
+use crate::blocking::Pool as BlockingPool;
 use crate::task::pool::Pool;
 use crate::task::raw::{self, Header, Ops};
 use crate::task::{key, JoinHandle};
@@ -38,11 +39,17 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
     /// The workers of a multi-thread runtime; `None` for a current-thread runtime.
     pub(crate) multi: Option<MultiShared>,
+    /// The OS threads behind `spawn_blocking`.
+    pub(crate) blocking: Arc<BlockingPool>,
 }
 
 impl Shared {
     /// A new shared state; `multi` builds the multi-thread part given the owner id.
-    pub(crate) fn new(multi: impl FnOnce(*const ()) -> Option<MultiShared>) -> Arc<Shared> {
+    pub(crate) fn new(
+        blocking: BlockingPool,
+        multi: impl FnOnce(*const ()) -> Option<MultiShared>,
+    ) -> Arc<Shared> {
+        let blocking = Arc::new(blocking);
         Arc::new_cyclic(|weak| {
             let owner = weak.as_ptr() as *const ();
             Shared {
@@ -51,6 +58,7 @@ impl Shared {
                 parker: Parker::new(),
                 shutdown: AtomicBool::new(false),
                 multi: multi(owner),
+                blocking,
             }
         })
     }

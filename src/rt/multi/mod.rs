@@ -130,13 +130,18 @@ impl MultiShared {
 pub(crate) struct MultiRuntime {
     pub(crate) shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    stopped: bool,
 }
 
 impl MultiRuntime {
     /// Starts `workers` worker threads.
-    pub(crate) fn start(workers: usize, name: &str) -> std::io::Result<MultiRuntime> {
-        let shared = Shared::new(|_| Some(MultiShared::new(workers)));
-        let mut rt = MultiRuntime { shared, threads: Vec::with_capacity(workers) };
+    pub(crate) fn start(
+        workers: usize,
+        name: &str,
+        blocking: crate::blocking::Pool,
+    ) -> std::io::Result<MultiRuntime> {
+        let shared = Shared::new(blocking, |_| Some(MultiShared::new(workers)));
+        let mut rt = MultiRuntime { shared, threads: Vec::with_capacity(workers), stopped: false };
         for index in 0..workers {
             let shared = rt.shared.clone();
             let t = std::thread::Builder::new()
@@ -162,6 +167,9 @@ impl MultiRuntime {
 
     /// Stops the workers, then cancels every remaining task and frees every chunk.
     pub(crate) fn shutdown(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
         let _abort = exec::AbortOnUnwind::new();
         self.shared.begin_shutdown();
         for w in self.multi().workers.iter() {
