@@ -44,6 +44,16 @@ fn auto_traits() {
 /// and new value (the chain 0 -> 1 -> ... -> total, each link once).
 #[test]
 fn contention_from_threads_and_green_tasks_loses_no_update() {
+    contention(omni::Runtime::new().unwrap());
+}
+
+/// The same on the multi-thread runtime, where the green tasks run on two workers in parallel.
+#[test]
+fn contention_from_threads_and_green_tasks_on_workers_loses_no_update() {
+    contention(omni::Builder::new_multi_thread().workers(2).build().unwrap());
+}
+
+fn contention(rt: omni::Runtime) {
     const THREADS: u64 = 4;
     const PER_THREAD: u64 = 5_000;
     const TASKS: u64 = 1_000;
@@ -72,7 +82,7 @@ fn contention_from_threads_and_green_tasks_loses_no_update() {
         .collect();
 
     start.wait();
-    omni::block_on(async {
+    rt.block_on(async {
         let tasks: Vec<_> = (0..TASKS)
             .map(|_| {
                 let (atom, runs) = (Arc::clone(&atom), Arc::clone(&runs));
