@@ -51,6 +51,8 @@
 //! through the bitmaps, never stepped through one millisecond at a time.
 
 mod level;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::mem;
