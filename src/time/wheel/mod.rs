@@ -52,6 +52,8 @@
 
 mod level;
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
