@@ -15,6 +15,8 @@
 //! | `rt::parked_memory` | bytes per task parked on a never-ready zero-sized future: live heap from a counting allocator, and RSS growth from `/proc/self/statm` |
 //! | `mt::spawn_join` | on 2 workers (tokio `multi_thread`, async-executor `Executor` on 2 threads): a task spawns a trivial task and later awaits its handle |
 //! | `mt::yield_pingpong` | on 2 workers: one `yield_now().await` of one of two tasks yielding n times each |
+//! | `time::sleeps` | one timer of n tasks each sleeping a duration spread over [1, 100] ms (tokio `time::sleep`, async-io `Timer` on the async-executor side): wall time from the first spawn to the last wake-up, per timer |
+//! | `time::pending_memory` | bytes per task parked on a one-hour sleep (heap from the counting allocator, and RSS) |
 //! | `mt::fan_out` | on 2 workers: one task spawns n children that each send one message (async-channel, the same on every runtime) to a collector task |
 //!
 //! Read the ratio columns as omni's median divided by the peer's: lower is better, and below 1.00
@@ -45,8 +47,8 @@ use omni::cont::{suspend, Cont};
 use tokio::sync::oneshot;
 
 use common::memory::{CountingAlloc, Footprint, Window};
-use common::multi;
 use common::report::{median, print_table, Config, Row, PEERS};
+use common::{multi, timers};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -376,6 +378,26 @@ fn workloads() -> Vec<Workload> {
             id: "rt::parked_memory",
             n: 1_000_000,
             measure: Memory { runs: [parked_memory_omni, parked_memory_tokio, parked_memory_ae] },
+        },
+        Workload {
+            id: "time::sleeps",
+            n: 1_000_000,
+            measure: Time {
+                unit: "ns per timer (n sleeps over [1, 100] ms, all awaited)",
+                ops_per_n: 1,
+                runs: [timers::sleeps_omni, timers::sleeps_tokio, timers::sleeps_ae],
+            },
+        },
+        Workload {
+            id: "time::pending_memory",
+            n: 1_000_000,
+            measure: Memory {
+                runs: [
+                    timers::pending_memory_omni,
+                    timers::pending_memory_tokio,
+                    timers::pending_memory_ae,
+                ],
+            },
         },
         Workload {
             id: "mt::spawn_join",

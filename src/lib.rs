@@ -36,10 +36,7 @@ pub mod region;
 mod rt;
 pub mod task;
 pub mod thread;
-// The timer wheel is not wired into the schedulers yet; the lead engineer wires it with the
-// `omni::time` futures, and this `allow` goes then.
-#[allow(dead_code)]
-mod time;
+pub mod time;
 
 pub use atom::Atom;
 pub use blocking::spawn_blocking;

@@ -3,3 +3,4 @@
 pub(crate) mod memory;
 pub(crate) mod multi;
 pub(crate) mod report;
+pub(crate) mod timers;

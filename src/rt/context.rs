@@ -77,6 +77,24 @@ use crate::task::state::Wake;
 use crate::task::{gen_of, waker, with_slot, Access};
 use std::ptr;
 
+/// Runs `f` with the shared state of the runtime this thread runs or is inside of.
+#[inline]
+pub(crate) fn with_shared<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
+    // SAFETY: a context's `Shared` is alive while installed.
+    f(shared().map(|s| unsafe { &*s }))
+}
+
+/// A counted reference to the shared state of the runtime this thread runs or is inside of.
+pub(crate) fn current_shared() -> Option<std::sync::Arc<Shared>> {
+    let s = shared()?;
+    // SAFETY: the context's `Shared` is alive while installed, and it always lives in an
+    // `Arc` (built by `Shared::new`), so taking one more count is sound.
+    unsafe {
+        std::sync::Arc::increment_strong_count(s);
+        Some(std::sync::Arc::from_raw(s))
+    }
+}
+
 /// The blocking pool of the runtime this thread runs or is inside of.
 pub(crate) fn blocking_pool() -> Option<std::sync::Arc<crate::blocking::Pool>> {
     // SAFETY: a context's `Shared` is alive while installed.

@@ -100,8 +100,8 @@ impl Exec for Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn new(blocking: crate::blocking::Pool) -> Scheduler {
-        let shared = Shared::new(blocking, |_| None);
+    pub(crate) fn new(blocking: crate::blocking::Pool, start_paused: bool) -> Scheduler {
+        let shared = Shared::new(blocking, start_paused, |_| None);
         let owner = shared.owner_id();
         Scheduler {
             shared,
@@ -161,8 +161,23 @@ impl Scheduler {
                 ran += 1;
             }
             let pulled = self.pull_remote();
-            if ran == 0 && !pulled && !signal.woken.load(Acquire) {
-                self.shared.parker.park();
+            let time = &self.shared.time;
+            time.process();
+            if ran == 0 && !pulled && !signal.woken.load(Acquire) && !self.has_work() {
+                if time.is_paused() {
+                    // Nothing can run: with the clock paused, jump to the next timer rather
+                    // than sleep (unless a blocking job could still wake someone).
+                    if !self.shared.blocking.busy() && time.auto_advance() {
+                        continue;
+                    }
+                    self.shared.parker.park();
+                } else {
+                    match time.plan_park(None) {
+                        Some(t) => self.shared.parker.park_timeout(t),
+                        None => self.shared.parker.park(),
+                    }
+                    time.after_park(None);
+                }
             }
         }
     }
@@ -178,6 +193,12 @@ impl Scheduler {
         }
         core.lifo_polls = 0;
         core.queue.pop_front()
+    }
+
+    /// Whether a task is queued (timers fired just now may have queued some).
+    fn has_work(&self) -> bool {
+        let core = self.core.borrow();
+        !core.queue.is_empty() || core.lifo.is_some()
     }
 
     /// Moves remote messages into the local queue. Returns whether there were any.

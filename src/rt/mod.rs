@@ -17,9 +17,11 @@ mod shared;
 mod yield_now;
 
 pub(crate) use context::{
-    blocking_pool, current_owner, free_completed, schedule, spend_budget, wake_task,
+    blocking_pool, current_owner, current_shared, free_completed, schedule, spend_budget,
+    wake_task, with_shared,
 };
 pub use runtime::{block_on, spawn, spawn_local, Builder, Handle, Runtime, TryCurrentError};
+pub(crate) use shared::Shared as RuntimeShared;
 pub use yield_now::{yield_now, YieldNow};
 
 /// The remote-wake protocol end to end: a foreign thread wakes a task (state transition, then

@@ -48,6 +48,39 @@ impl Parker {
         }
     }
 
+    /// Like [`Parker::park`], but returns after `timeout` at the latest.
+    pub(crate) fn park_timeout(&self, timeout: std::time::Duration) {
+        if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
+            return;
+        }
+        let Some(deadline) = std::time::Instant::now().checked_add(timeout) else {
+            return self.park();
+        };
+        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        match self.state.compare_exchange(EMPTY, PARKED, SeqCst, SeqCst) {
+            Ok(_) => {}
+            Err(NOTIFIED) => {
+                self.state.store(EMPTY, SeqCst);
+                return;
+            }
+            Err(other) => unreachable!("omni parker in state {other} at park"),
+        }
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                // Timed out: leave PARKED unless a notification slipped in meanwhile.
+                if self.state.swap(EMPTY, SeqCst) == NOTIFIED {
+                    // Consumed here: the caller looks for work right after anyway.
+                }
+                return;
+            }
+            guard = self.cvar.wait_timeout(guard, left).unwrap_or_else(|e| e.into_inner()).0;
+            if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
+                return;
+            }
+        }
+    }
+
     /// Wakes the owner (now, or at its next `park`). Any thread.
     pub(crate) fn unpark(&self) {
         match self.state.swap(NOTIFIED, SeqCst) {

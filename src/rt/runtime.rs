@@ -236,6 +236,7 @@ pub struct Builder {
     thread_name: String,
     max_blocking_threads: usize,
     thread_keep_alive: Duration,
+    start_paused: bool,
 }
 
 impl Builder {
@@ -247,6 +248,7 @@ impl Builder {
             thread_name: "omni-worker".to_owned(),
             max_blocking_threads: 512,
             thread_keep_alive: Duration::from_secs(10),
+            start_paused: false,
         }
     }
 
@@ -330,13 +332,43 @@ impl Builder {
         self
     }
 
+    /// Starts the runtime with its clock paused (see [`time::pause`](crate::time::pause)):
+    /// time stands still except when every task is idle, when it jumps to the next timer.
+    /// Only for current-thread runtimes: `build` refuses it on a multi-thread one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{sleep, Duration, Instant};
+    /// let rt = omni::Builder::new_current_thread().start_paused(true).build().unwrap();
+    /// let slept = rt.block_on(async {
+    ///     let t = Instant::now();
+    ///     sleep(Duration::from_secs(60)).await;
+    ///     t.elapsed()
+    /// });
+    /// assert_eq!(slept, Duration::from_secs(60));
+    /// ```
+    pub fn start_paused(&mut self, paused: bool) -> &mut Builder {
+        self.start_paused = paused;
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
     ///
     /// If the runtime's resources cannot be created (for a multi-thread runtime: the OS refused
-    /// to start a worker thread).
+    /// to start a worker thread), and `InvalidInput` for `start_paused` on a multi-thread
+    /// runtime.
     pub fn build(&self) -> io::Result<Runtime> {
+        if self.multi && self.start_paused {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "omni::Builder: start_paused needs a current-thread runtime \
+                 (Builder::new_current_thread()); a paused clock cannot know that every worker \
+                 of a multi-thread runtime is idle",
+            ));
+        }
         let blocking =
             crate::blocking::Pool::new(self.max_blocking_threads, self.thread_keep_alive);
         let flavor = if self.multi {
@@ -345,7 +377,7 @@ impl Builder {
             });
             Flavor::Multi(MultiRuntime::start(n, &self.thread_name, blocking)?)
         } else {
-            Flavor::Current(Box::new(Scheduler::new(blocking)))
+            Flavor::Current(Box::new(Scheduler::new(blocking, self.start_paused)))
         };
         let shared = match &flavor {
             Flavor::Current(s) => s.shared.clone(),
@@ -405,13 +437,7 @@ impl Handle {
 
     /// The handle of the runtime running on this thread, or an error outside one.
     pub fn try_current() -> Result<Handle, TryCurrentError> {
-        let shared = context::shared().ok_or(TryCurrentError(()))?;
-        // SAFETY: the context's `Shared` is alive while installed, and it always lives in an
-        // `Arc` (built by `Shared::new`), so taking one more count is sound.
-        let shared = unsafe {
-            Arc::increment_strong_count(shared);
-            Arc::from_raw(shared)
-        };
+        let shared = context::current_shared().ok_or(TryCurrentError(()))?;
         Ok(Handle { shared })
     }
 

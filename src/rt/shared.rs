@@ -12,6 +12,7 @@ use crate::blocking::Pool as BlockingPool;
 use crate::task::pool::Pool;
 use crate::task::raw::{self, Header, Ops};
 use crate::task::{key, JoinHandle};
+use crate::time::TimeDriver;
 use crossbeam_queue::SegQueue;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::*};
@@ -41,12 +42,15 @@ pub(crate) struct Shared {
     pub(crate) multi: Option<MultiShared>,
     /// The OS threads behind `spawn_blocking`.
     pub(crate) blocking: Arc<BlockingPool>,
+    /// The clock and the timer wheel.
+    pub(crate) time: TimeDriver,
 }
 
 impl Shared {
     /// A new shared state; `multi` builds the multi-thread part given the owner id.
     pub(crate) fn new(
         blocking: BlockingPool,
+        start_paused: bool,
         multi: impl FnOnce(*const ()) -> Option<MultiShared>,
     ) -> Arc<Shared> {
         let blocking = Arc::new(blocking);
@@ -59,6 +63,7 @@ impl Shared {
                 shutdown: AtomicBool::new(false),
                 multi: multi(owner),
                 blocking,
+                time: TimeDriver::new(start_paused),
             }
         })
     }

@@ -140,7 +140,7 @@ impl MultiRuntime {
         name: &str,
         blocking: crate::blocking::Pool,
     ) -> std::io::Result<MultiRuntime> {
-        let shared = Shared::new(blocking, |_| Some(MultiShared::new(workers)));
+        let shared = Shared::new(blocking, false, |_| Some(MultiShared::new(workers)));
         let mut rt = MultiRuntime { shared, threads: Vec::with_capacity(workers), stopped: false };
         for index in 0..workers {
             let shared = rt.shared.clone();

@@ -121,8 +121,9 @@ impl Worker {
     fn next_task(&self, tick: u32) -> Option<u64> {
         let run = &self.me().run;
         if tick % EVENT_INTERVAL == 0 {
-            // Now and then the inbox and the injector come first, so a worker whose own queue
-            // never empties still serves them.
+            // Now and then timers, the inbox and the injector come first, so a worker whose own
+            // queue never empties still serves them.
+            self.shared.time.process();
             self.drain_inbox();
             if let Some(k) = self.core.borrow_mut().pinned.pop_front() {
                 return Some(k);
@@ -149,7 +150,12 @@ impl Worker {
         if let Some(k) = self.core.borrow_mut().pinned.pop_front() {
             return Some(k);
         }
-        self.pop_injector()
+        if let Some(k) = self.pop_injector() {
+            return Some(k);
+        }
+        // Out of local work: fire due timers, which may queue some.
+        self.shared.time.process();
+        run.pop().or_else(|| self.core.borrow_mut().pinned.pop_front())
     }
 
     /// Moves the inbox's wakes to the pinned queue and performs its frees.
@@ -218,8 +224,13 @@ impl Worker {
             // itself) to take it.
             multi.notify_parked();
         }
-        self.me().parker.park();
+        let time = &self.shared.time;
+        match time.plan_park(Some(self.index)) {
+            Some(timeout) => self.me().parker.park_timeout(timeout),
+            None => self.me().parker.park(),
+        }
         self.searching.set(multi.idle.transition_from_parked(self.index));
+        time.after_park(Some(self.index));
     }
 
     fn next_rand(&self) -> u64 {

@@ -84,6 +84,7 @@ struct Entry<T> {
     payload: Option<T>,
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // tests and, later, omni::debug
 /// Where an entry stands, from [`Wheel::state`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimerState {
@@ -102,6 +103,7 @@ pub(crate) enum Removed<T> {
     Fired,
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // tests and, later, omni::debug
 /// Memory use of a wheel, from [`Wheel::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WheelStats {
@@ -146,16 +148,19 @@ impl<T> Wheel<T> {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // tests and, later, omni::debug
     /// Returns the wheel's present: the greatest `now` passed to [`advance`](Self::advance), or 0.
     pub(crate) fn elapsed(&self) -> u64 {
         self.elapsed
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // tests and, later, omni::debug
     /// Returns the number of pending entries (fired ones awaiting removal are not counted).
     pub(crate) fn len(&self) -> usize {
         self.pending
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // tests and, later, omni::debug
     /// Returns whether no entry is pending.
     pub(crate) fn is_empty(&self) -> bool {
         self.pending == 0
@@ -187,12 +192,14 @@ impl<T> Wheel<T> {
         true
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // tests and, later, omni::debug
     /// Returns whether the entry is pending or fired, or `None` if the key is stale.
     pub(crate) fn state(&self, key: TimerKey) -> Option<TimerState> {
         let entry = self.entries.get(key)?;
         Some(if entry.payload.is_some() { TimerState::Pending } else { TimerState::Fired })
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // tests and, later, omni::debug
     /// Returns the entry's deadline (as raised to `elapsed` if it was in the past when set), or
     /// `None` if the key is stale. A fired entry keeps its deadline.
     pub(crate) fn deadline(&self, key: TimerKey) -> Option<u64> {
@@ -275,6 +282,7 @@ impl<T> Wheel<T> {
         fired
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // tests and, later, omni::debug
     /// Returns the wheel's memory use.
     pub(crate) fn stats(&self) -> WheelStats {
         let entries = self.entries.stats();

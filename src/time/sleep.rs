@@ -1,0 +1,174 @@
+//! `Sleep`: a future that completes at a deadline, registered in the runtime's timer wheel.
+
+use super::Instant;
+use crate::rt::RuntimeShared;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use super::wheel::TimerKey;
+
+/// Waits until `duration` has passed on the runtime's clock.
+///
+/// The timer is registered on the first poll, which must happen inside an omni runtime; it
+/// fires no earlier than the deadline and usually within a millisecond after it. Dropping the
+/// future cancels the timer. `Duration::MAX` (or any duration too large to add) means "about
+/// 30 years", never an overflow.
+///
+/// # Panics
+///
+/// When polled outside an omni runtime.
+///
+/// # Examples
+///
+/// ```
+/// use omni::time::{sleep, Duration, Instant};
+/// // A paused clock makes the hour pass at once (and deterministically).
+/// let rt = omni::Builder::new_current_thread().start_paused(true).build().unwrap();
+/// rt.block_on(async {
+///     let start = Instant::now();
+///     sleep(Duration::from_secs(3600)).await;
+///     assert!(start.elapsed() >= Duration::from_secs(3600));
+/// });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep::new(Instant::now().far_add(duration))
+}
+
+/// Waits until `deadline` on the runtime's clock; a deadline in the past completes on the
+/// first poll.
+///
+/// # Panics
+///
+/// When polled outside an omni runtime.
+///
+/// # Examples
+///
+/// ```
+/// use omni::time::{sleep_until, Duration, Instant};
+/// let rt = omni::Builder::new_current_thread().start_paused(true).build().unwrap();
+/// rt.block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(250);
+///     sleep_until(deadline).await;
+///     assert!(Instant::now() >= deadline);
+/// });
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(deadline)
+}
+
+/// The future of [`sleep`] and [`sleep_until`]. It is `Unpin`, so it can be polled through
+/// `&mut` and kept across loop iterations without pinning.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    entry: Option<Registered>,
+}
+
+/// A timer in a runtime's wheel.
+struct Registered {
+    rt: Arc<RuntimeShared>,
+    key: TimerKey,
+}
+
+impl Sleep {
+    fn new(deadline: Instant) -> Sleep {
+        Sleep { deadline, entry: None }
+    }
+
+    /// The deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline (earlier or later), whether or not the sleep already completed: the
+    /// next poll waits for the new deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{sleep, Duration, Instant};
+    /// let rt = omni::Builder::new_current_thread().start_paused(true).build().unwrap();
+    /// rt.block_on(async {
+    ///     let start = Instant::now();
+    ///     let mut s = sleep(Duration::from_secs(10));
+    ///     s.reset(start + Duration::from_secs(1));
+    ///     (&mut s).await;
+    ///     assert_eq!(Instant::now() - start, Duration::from_secs(1));
+    /// });
+    /// ```
+    pub fn reset(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        if let Some(r) = &self.entry {
+            if !r.rt.time.reset(&r.rt, r.key, deadline.into_std()) {
+                // It fired already: release it; the next poll registers anew.
+                self.unregister();
+            }
+        }
+    }
+
+    fn unregister(&mut self) {
+        if let Some(r) = self.entry.take() {
+            r.rt.time.remove(r.key);
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if crate::rt::coop::poll_proceed(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let this = &mut *self;
+        match &this.entry {
+            Some(r) => {
+                if r.rt.time.poll_fired(r.key, cx.waker()) {
+                    this.entry = None;
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }
+            None => {
+                let rt = crate::rt::current_shared().unwrap_or_else(|| {
+                    panic!(
+                        "omni::time::Sleep polled outside an omni runtime: await it inside \
+                         Runtime::block_on (or omni::block_on) or a task spawned on one"
+                    )
+                });
+                let deadline = this.deadline.into_std();
+                if rt.time.now() >= deadline {
+                    return Poll::Ready(());
+                }
+                let key = rt.time.insert(&rt, deadline, cx.waker().clone());
+                this.entry = Some(Registered { rt, key });
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.entry.is_some())
+            .finish()
+    }
+}
