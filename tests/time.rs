@@ -289,3 +289,18 @@ fn misuse_is_reported_clearly() {
     let msg = *rt.block_on(h).unwrap_err().into_panic().downcast::<&str>().unwrap();
     assert!(msg.contains("pause needs a current-thread runtime"), "{msg}");
 }
+
+#[test]
+fn hot_time_types_stay_small() {
+    // A task parked on a sleep fits the 64-byte task slot class (32-byte header + 32).
+    assert_eq!(std::mem::size_of::<omni::time::Sleep>(), 24);
+    assert_eq!(std::mem::size_of::<Instant>(), 16);
+}
+
+#[test]
+fn sleep_and_interval_are_send_sync_and_unpin() {
+    fn check<T: Send + Sync + Unpin>() {}
+    check::<omni::time::Sleep>();
+    check::<omni::time::Interval>();
+    check::<omni::time::Timeout<std::future::Ready<()>>>();
+}

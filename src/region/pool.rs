@@ -517,6 +517,25 @@ impl<K: Key, V> Region<K, V> {
     }
 
     /// The slot at `idx` if it has been handed out.
+    /// The key of the value in slot `idx`, or `None` if the slot is not occupied. For
+    /// structures inside omni that link their values by slot index (4 bytes) instead of by key
+    /// (8 bytes) and own every value they link, so an index can never be stale.
+    pub(crate) fn key_at(&self, idx: u32) -> Option<K> {
+        match self.used_slot(idx)? {
+            Slot::Occupied { version, .. } => Some(make_key(idx, *version)),
+            _ => None,
+        }
+    }
+
+    /// The value in slot `idx`, whatever its version (see [`Region::key_at`]).
+    pub(crate) fn at_mut(&mut self, idx: u32) -> Option<&mut V> {
+        self.used_slot(idx)?;
+        match self.slot_mut(idx) {
+            Slot::Occupied { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
     fn used_slot(&self, idx: u32) -> Option<&Slot<V>> {
         (idx < self.used).then(|| self.slot(idx))
     }

@@ -30,6 +30,8 @@ use std::task::{Context, Poll, Wake as StdWake, Waker};
 
 /// Polls between two looks at the remote queue and the `block_on` future (Go uses 61 too).
 pub(crate) const EVENT_INTERVAL: u32 = 61;
+/// Run-queue entries kept allocated once the queue drains after a burst (8 bytes each).
+const QUEUE_KEEP: usize = 4096;
 /// LIFO-slot runs in a row before the slot's task must queue like everyone else.
 pub(crate) const MAX_LIFO_POLLS: u32 = 3;
 
@@ -192,7 +194,14 @@ impl Scheduler {
             core.queue.push_back(k);
         }
         core.lifo_polls = 0;
-        core.queue.pop_front()
+        let next = core.queue.pop_front();
+        let cap = core.queue.capacity();
+        if cap > QUEUE_KEEP && core.queue.len() < cap / 4 {
+            // A burst of spawns grew the queue; as it drains, give the memory back (halving at
+            // a quarter full keeps the copying amortised, as `Vec` growth does).
+            core.queue.shrink_to(cap / 2);
+        }
+        next
     }
 
     /// Whether a task is queued (timers fired just now may have queued some).

@@ -39,7 +39,7 @@ pub(crate) struct Header {
 pub(crate) const STAGE_OFFSET: usize = mem::size_of::<Header>();
 
 /// Slot sizes of the size classes (header included), smallest first.
-pub(crate) const CLASSES: [usize; 7] = [48, 64, 96, 160, 288, 544, 1056];
+pub(crate) const CLASSES: [usize; 10] = [48, 64, 80, 96, 128, 160, 224, 288, 544, 1056];
 
 /// A panic payload, as `std::thread::Result` carries it.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;

@@ -19,7 +19,8 @@
 //!
 //! Wakers are woken after the lock is released: a woken task may poll a `Sleep` of its own.
 
-use super::wheel::{TimerKey, Wheel};
+use super::waker::{Slab, TimerWaker};
+use super::wheel::{Removed, TimerKey, Wheel};
 use crate::rt::RuntimeShared;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, MutexGuard};
@@ -51,7 +52,9 @@ impl Clock {
 }
 
 struct Inner {
-    wheel: Wheel<Waker>,
+    wheel: Wheel<TimerWaker>,
+    /// Wakers that are not task keys (see `waker.rs`).
+    wakers: Slab,
     clock: Clock,
     /// The wheel millisecond the parked driver thread plans to wake at, or `NEVER`.
     planned_wake: u64,
@@ -77,6 +80,7 @@ impl TimeDriver {
         TimeDriver {
             inner: Mutex::new(Inner {
                 wheel: Wheel::new(),
+                wakers: Slab::default(),
                 clock: Clock {
                     frozen: start_paused.then_some(origin),
                     base_real: origin,
@@ -132,7 +136,8 @@ impl TimeDriver {
     ) -> TimerKey {
         let ms = self.deadline_ms(deadline);
         let mut inner = self.lock();
-        let key = inner.wheel.insert(ms, waker);
+        let w = inner.wakers.store(&waker);
+        let key = inner.wheel.insert(ms, w);
         self.note_deadline(rt, inner, ms);
         key
     }
@@ -180,11 +185,15 @@ impl TimeDriver {
     /// Polls a registered timer: `true` if it fired (the entry is then released), else the
     /// stored waker is replaced by `waker` if it would not wake the same task.
     pub(crate) fn poll_fired(&self, key: TimerKey, waker: &Waker) -> bool {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         match inner.wheel.payload_mut(key) {
             Some(w) => {
-                if !w.will_wake(waker) {
-                    w.clone_from(waker);
+                if !inner.wakers.will_wake(*w, waker) {
+                    let old = std::mem::replace(w, inner.wakers.store(waker));
+                    let old = inner.wakers.take(old);
+                    drop(guard);
+                    drop(old);
                 }
                 false
             }
@@ -198,7 +207,12 @@ impl TimeDriver {
 
     /// Cancels a timer (a dropped `Sleep`), or releases a fired one.
     pub(crate) fn remove(&self, key: TimerKey) {
-        let waker = self.lock().wheel.remove(key);
+        let mut inner = self.lock();
+        let waker = match inner.wheel.remove(key) {
+            Some(Removed::Cancelled(w)) => Some(inner.wakers.take(w)),
+            _ => None,
+        };
+        drop(inner);
         // A waker's destructor runs outside the lock.
         drop(waker);
     }
@@ -217,9 +231,12 @@ impl TimeDriver {
 
     fn fire_until(&self, now: StdInstant) {
         let mut fired: Vec<Waker> = Vec::new();
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let now_ms = self.now_ms(now);
-        inner.wheel.advance(now_ms, |_, w| fired.push(w));
+        let wakers = &mut inner.wakers;
+        inner.wheel.advance(now_ms, |_, w| fired.push(wakers.take(w)));
+        let inner = guard;
         self.next_due.store(inner.wheel.next_deadline().unwrap_or(NEVER), Release);
         drop(inner);
         for w in fired {

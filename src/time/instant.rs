@@ -80,6 +80,36 @@ impl Instant {
     }
 }
 
+/// A process-wide reference point for [`Packed`] deadlines.
+fn process_origin() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
+}
+
+/// An instant packed into 8 bytes: signed nanoseconds from a process-wide origin (±292 years),
+/// so a `Sleep` is 24 bytes and a task sleeping on one fits a 64-byte slot.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Packed(i64);
+
+impl Packed {
+    pub(crate) fn pack(i: Instant) -> Packed {
+        let origin = process_origin();
+        let ns = if i.0 >= origin {
+            i64::try_from(i.0.duration_since(origin).as_nanos()).unwrap_or(i64::MAX)
+        } else {
+            -i64::try_from((origin - i.0).as_nanos()).unwrap_or(i64::MAX)
+        };
+        Packed(ns)
+    }
+
+    pub(crate) fn unpack(self) -> Instant {
+        let origin = process_origin();
+        let d = Duration::from_nanos(self.0.unsigned_abs());
+        // Both directions stay within what `pack` was given, so they cannot overflow.
+        Instant(if self.0 >= 0 { origin + d } else { origin - d })
+    }
+}
+
 impl From<std::time::Instant> for Instant {
     fn from(i: std::time::Instant) -> Instant {
         Instant(i)

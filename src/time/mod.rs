@@ -32,6 +32,7 @@ mod instant;
 mod interval;
 mod sleep;
 mod timeout;
+mod waker;
 pub(crate) mod wheel;
 
 pub(crate) use driver::TimeDriver;

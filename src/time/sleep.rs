@@ -1,5 +1,6 @@
 //! `Sleep`: a future that completes at a deadline, registered in the runtime's timer wheel.
 
+use super::instant::Packed;
 use super::Instant;
 use crate::rt::RuntimeShared;
 use std::fmt;
@@ -64,7 +65,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// `&mut` and kept across loop iterations without pinning.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
-    deadline: Instant,
+    deadline: Packed,
     entry: Option<Registered>,
 }
 
@@ -76,17 +77,17 @@ struct Registered {
 
 impl Sleep {
     fn new(deadline: Instant) -> Sleep {
-        Sleep { deadline, entry: None }
+        Sleep { deadline: Packed::pack(deadline), entry: None }
     }
 
     /// The deadline.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.deadline.unpack()
     }
 
     /// Whether the deadline has passed.
     pub fn is_elapsed(&self) -> bool {
-        Instant::now() >= self.deadline
+        Instant::now() >= self.deadline()
     }
 
     /// Moves the deadline (earlier or later), whether or not the sleep already completed: the
@@ -106,7 +107,7 @@ impl Sleep {
     /// });
     /// ```
     pub fn reset(&mut self, deadline: Instant) {
-        self.deadline = deadline;
+        self.deadline = Packed::pack(deadline);
         if let Some(r) = &self.entry {
             if !r.rt.time.reset(&r.rt, r.key, deadline.into_std()) {
                 // It fired already: release it; the next poll registers anew.
@@ -146,7 +147,7 @@ impl Future for Sleep {
                          Runtime::block_on (or omni::block_on) or a task spawned on one"
                     )
                 });
-                let deadline = this.deadline.into_std();
+                let deadline = this.deadline.unpack().into_std();
                 if rt.time.now() >= deadline {
                     return Poll::Ready(());
                 }
@@ -167,7 +168,7 @@ impl Drop for Sleep {
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline())
             .field("registered", &self.entry.is_some())
             .finish()
     }

@@ -1,13 +1,27 @@
 //! One level of the wheel: 64 slots, each an intrusive FIFO list of entries, and a bitmap of the
 //! slots that are not empty. Also the arithmetic that maps a deadline to its level and slot.
 //!
-//! The lists are threaded through the entries themselves (`Entry::prev` / `Entry::next`, as keys
-//! of the entry region), so a slot costs two keys and linking or unlinking an entry touches at
-//! most its two neighbours: O(1), no allocation.
+//! The lists are threaded through the entries themselves (`Entry::prev` / `Entry::next`, as slot
+//! indices of the entry region), so a slot costs two indices and linking or unlinking an entry
+//! touches at most its two neighbours: O(1), no allocation.
 
 use std::fmt;
 
 use super::{Entries, TimerKey};
+use crate::region::Key;
+
+/// The "no entry" link.
+pub(super) const NIL: u32 = u32::MAX;
+
+/// The region slot index of `key`.
+fn index(key: TimerKey) -> u32 {
+    key.data().as_ffi() as u32
+}
+
+/// The entry at slot index `idx`, which the wheel linked and therefore owns.
+fn at<T>(entries: &mut Entries<T>, idx: u32) -> &mut super::Entry<T> {
+    entries.at_mut(idx).expect("a linked entry is in the region")
+}
 
 /// Bits of a deadline that one level resolves.
 pub(super) const SLOT_BITS: u32 = 6;
@@ -43,11 +57,11 @@ pub(super) fn slot_start(elapsed: u64, level: usize, slot: usize) -> u64 {
     turn_start + ((slot as u64) << slot_bits)
 }
 
-/// Head and tail of one slot's list; both `None` when the slot is empty.
-#[derive(Debug, Clone, Copy, Default)]
+/// Head and tail of one slot's list (slot indices); both `NIL` when the slot is empty.
+#[derive(Debug, Clone, Copy)]
 struct List {
-    head: Option<TimerKey>,
-    tail: Option<TimerKey>,
+    head: u32,
+    tail: u32,
 }
 
 /// One level: its slots and the bitmap of the non-empty ones (bit `s` set iff slot `s` has an
@@ -60,7 +74,7 @@ pub(super) struct Level {
 impl Level {
     /// An empty level.
     pub(super) const fn new() -> Level {
-        Level { occupied: 0, slots: [List { head: None, tail: None }; SLOTS] }
+        Level { occupied: 0, slots: [List { head: NIL, tail: NIL }; SLOTS] }
     }
 
     /// The lowest non-empty slot. The wheel keeps every entry of a level at or after the slot
@@ -71,16 +85,17 @@ impl Level {
 
     /// Appends `key` to the tail of `slot`. The entry must be unlinked.
     pub(super) fn push_back<T>(&mut self, slot: usize, key: TimerKey, entries: &mut Entries<T>) {
+        let idx = index(key);
         let list = &mut self.slots[slot];
         let entry = &mut entries[key];
-        debug_assert!(entry.prev.is_none() && entry.next.is_none(), "entry linked twice");
+        debug_assert!(entry.prev == NIL && entry.next == NIL, "entry linked twice");
         entry.prev = list.tail;
-        match list.tail.replace(key) {
-            Some(tail) => entries[tail].next = Some(key),
-            None => {
-                list.head = Some(key);
+        match std::mem::replace(&mut list.tail, idx) {
+            NIL => {
+                list.head = idx;
                 self.occupied |= 1 << slot;
             }
+            tail => at(entries, tail).next = idx,
         }
     }
 
@@ -90,31 +105,38 @@ impl Level {
         slot: usize,
         entries: &mut Entries<T>,
     ) -> Option<TimerKey> {
-        let key = self.slots[slot].head?;
+        let head = self.slots[slot].head;
+        if head == NIL {
+            return None;
+        }
+        let key = entries.key_at(head).expect("a linked entry is in the region");
         self.unlink(slot, key, entries);
         Some(key)
     }
 
     /// Unlinks `key`, which must be in `slot`'s list.
     pub(super) fn unlink<T>(&mut self, slot: usize, key: TimerKey, entries: &mut Entries<T>) {
+        let idx = index(key);
         let entry = &mut entries[key];
-        let (prev, next) = (entry.prev.take(), entry.next.take());
+        let (prev, next) =
+            (std::mem::replace(&mut entry.prev, NIL), std::mem::replace(&mut entry.next, NIL));
         let list = &mut self.slots[slot];
         match prev {
-            Some(prev) => entries[prev].next = next,
-            None => {
-                debug_assert_eq!(list.head, Some(key), "entry unlinked from the wrong slot");
+            NIL => {
+                debug_assert_eq!(list.head, idx, "entry unlinked from the wrong slot");
                 list.head = next;
             }
+            prev => at(entries, prev).next = next,
         }
+        let list = &mut self.slots[slot];
         match next {
-            Some(next) => entries[next].prev = prev,
-            None => {
-                debug_assert_eq!(list.tail, Some(key), "entry unlinked from the wrong slot");
+            NIL => {
+                debug_assert_eq!(list.tail, idx, "entry unlinked from the wrong slot");
                 list.tail = prev;
             }
+            next => at(entries, next).prev = prev,
         }
-        if list.head.is_none() {
+        if self.slots[slot].head == NIL {
             self.occupied &= !(1 << slot);
         }
     }
