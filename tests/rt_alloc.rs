@@ -5,7 +5,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::{self, SeqCst};
 
 struct Counting;
 
@@ -13,7 +13,27 @@ thread_local! {
     // Only the test's own thread is counted: libtest's threads may allocate at any time.
     static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+/// Allocations made by the counting thread. Per thread, so tests running in parallel in this
+/// binary do not count each other's allocations.
+struct Allocs;
+
+impl Allocs {
+    fn store(&self, v: usize, _: Ordering) {
+        let _ = COUNT.try_with(|c| c.set(v));
+    }
+    fn load(&self, _: Ordering) -> usize {
+        COUNT.try_with(|c| c.get()).unwrap_or(0)
+    }
+    fn fetch_add(&self, v: usize, _: Ordering) {
+        let _ = COUNT.try_with(|c| c.set(c.get() + v));
+    }
+}
+
+thread_local! {
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+static ALLOCS: Allocs = Allocs;
 
 fn counting() -> bool {
     COUNTING.try_with(|c| c.get()).unwrap_or(false)
@@ -150,4 +170,33 @@ fn steady_state_spawn_join_and_resume_allocate_nothing() {
     });
     assert_eq!(small, large, "allocations grew with the number of tasks: {small} vs {large}");
     assert!(large <= 3, "a steady-state round allocated {large} times");
+}
+
+#[test]
+fn steady_state_sleeps_allocate_nothing() {
+    use omni::time::{sleep, Duration};
+    let rt = omni::Builder::new_current_thread().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let round = |hs: &mut Vec<omni::JoinHandle<()>>| {
+            for i in 0..2000u64 {
+                hs.push(omni::spawn_local(sleep(Duration::from_millis(1 + i % 50))));
+            }
+        };
+        // Warm up: grows the task pool, the wheel's region and the fired-waker buffer.
+        let mut hs = Vec::with_capacity(2000);
+        round(&mut hs);
+        for h in hs.drain(..) {
+            h.await.unwrap();
+        }
+        let allocs = measure(|| round(&mut hs));
+        assert_eq!(allocs, 0, "spawning 2000 sleepers allocated {allocs} times");
+        ALLOCS.store(0, SeqCst);
+        set_counting(true);
+        for h in hs.drain(..) {
+            h.await.unwrap();
+        }
+        set_counting(false);
+        let allocs = ALLOCS.load(SeqCst);
+        assert_eq!(allocs, 0, "2000 sleeps registering and firing allocated {allocs} times");
+    });
 }

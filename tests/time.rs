@@ -304,3 +304,27 @@ fn sleep_and_interval_are_send_sync_and_unpin() {
     check::<omni::time::Interval>();
     check::<omni::time::Timeout<std::future::Ready<()>>>();
 }
+
+#[test]
+fn timers_dropped_while_they_fire_on_other_threads_are_safe() {
+    // Each timeout's inner sleep and its deadline fall in the same millisecond, so the driver
+    // (on one worker) fires entries that their owners (on another) are dropping.
+    let rt = omni::Builder::new_multi_thread().workers(2).build().unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    rt.block_on(async {
+        let hs: Vec<_> = (0..2_000u64)
+            .map(|i| {
+                let done = done.clone();
+                omni::spawn(async move {
+                    let d = ms(i % 3);
+                    let _ = timeout(d, sleep(d)).await;
+                    done.fetch_add(1, SeqCst);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+    assert_eq!(done.load(SeqCst), 2_000);
+}
