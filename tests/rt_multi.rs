@@ -398,3 +398,211 @@ fn dropping_an_idle_runtime_joins_its_workers() {
         drop(rt);
     }
 }
+
+// ---- Regression tests from the concurrency review -------------------------------------------
+
+use std::future::poll_fn;
+use std::sync::atomic::AtomicBool;
+use std::task::{RawWaker, RawWakerVTable, Waker};
+
+struct Signal {
+    fired: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+struct FireOnDrop(Arc<Signal>);
+
+impl Drop for FireOnDrop {
+    fn drop(&mut self) {
+        self.0.fired.store(true, SeqCst);
+        if let Some(w) = self.0.waker.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+}
+
+/// A pinned task woken by user code that runs while its worker frees a slot for the injector
+/// (an output's destructor) was queued, and then the worker went to sleep on it.
+#[test]
+fn pinned_task_woken_by_an_output_dropped_during_a_free_still_runs() {
+    for _ in 0..5 {
+        let rt = rt(1);
+        let sig = Arc::new(Signal { fired: AtomicBool::new(false), waker: Mutex::new(None) });
+        let (done_tx, done_rx) = mpsc::channel();
+        let (parked_tx, parked_rx) = mpsc::channel();
+        {
+            let sig = sig.clone();
+            rt.spawn(async move {
+                drop(omni::spawn_local(async move {
+                    poll_fn(|cx| {
+                        *sig.waker.lock().unwrap() = Some(cx.waker().clone());
+                        let _ = parked_tx.send(());
+                        if sig.fired.load(SeqCst) {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await;
+                    done_tx.send(()).unwrap();
+                }));
+            });
+        }
+        parked_rx.recv_timeout(HANG).unwrap();
+        let h = rt.spawn({
+            let sig = sig.clone();
+            async move { FireOnDrop(sig) }
+        });
+        while !h.is_finished() {
+            std::thread::yield_now();
+        }
+        // Dropped on a plain thread: the free goes through the injector to the worker, whose
+        // drop of the output wakes the pinned task.
+        drop(h);
+        done_rx.recv_timeout(HANG).expect("the woken pinned task never ran");
+    }
+}
+
+/// One worker running a pinned task and a stealable task that both yield for ever must still
+/// serve tasks spawned from outside.
+#[test]
+fn injector_is_served_while_pinned_and_local_tasks_yield() {
+    let rt = rt(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = mpsc::channel();
+    {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            let s2 = stop.clone();
+            drop(omni::spawn_local(async move {
+                while !s2.load(SeqCst) {
+                    omni::yield_now().await;
+                }
+            }));
+            started_tx.send(()).unwrap();
+            while !stop.load(SeqCst) {
+                omni::yield_now().await;
+            }
+        });
+    }
+    started_rx.recv_timeout(HANG).unwrap();
+    let (ran_tx, ran_rx) = mpsc::channel();
+    drop(rt.spawn(async move { ran_tx.send(()).unwrap() }));
+    let ran = ran_rx.recv_timeout(HANG).is_ok();
+    stop.store(true, SeqCst);
+    assert!(ran, "a task spawned from outside was starved by yielding local tasks");
+}
+
+struct NotSendOut {
+    _rc: Rc<()>,
+    dropped_on: Arc<Mutex<Option<ThreadId>>>,
+}
+
+impl Drop for NotSendOut {
+    fn drop(&mut self) {
+        *self.dropped_on.lock().unwrap() = Some(std::thread::current().id());
+    }
+}
+
+/// The `!Send` output of a pinned task whose handle was leaked is dropped on its worker at
+/// shutdown, not on the thread that drops the runtime.
+#[test]
+fn pinned_not_send_output_is_dropped_on_its_worker_when_the_handle_leaks() {
+    let rt = rt(2);
+    let dropped_on = Arc::new(Mutex::new(None));
+    let (tx, rx) = mpsc::channel();
+    {
+        let dropped_on = dropped_on.clone();
+        rt.spawn(async move {
+            drop(omni::spawn_local(async move {
+                let owner = std::thread::current().id();
+                let h =
+                    omni::spawn_local(async move { NotSendOut { _rc: Rc::new(()), dropped_on } });
+                while !h.is_finished() {
+                    omni::yield_now().await;
+                }
+                std::mem::forget(h);
+                tx.send(owner).unwrap();
+            }));
+        });
+    }
+    let owner = rx.recv_timeout(HANG).unwrap();
+    drop(rt);
+    assert_eq!(dropped_on.lock().unwrap().unwrap(), owner);
+}
+
+/// A waker whose clone is slow, so the completer is still cloning the join waker when the
+/// handle, dropped on another thread, lets a worker free the slot. Counts clones made after
+/// the last reference was dropped (the probe is leaked, so the test itself stays sound).
+struct Probe {
+    refs: AtomicUsize,
+    clone_after_free: AtomicUsize,
+}
+
+static PROBE_VTABLE: RawWakerVTable = RawWakerVTable::new(p_clone, p_wake, p_wake_by_ref, p_drop);
+
+unsafe fn p_clone(p: *const ()) -> RawWaker {
+    // SAFETY: `p` is the leaked `Probe` (see `probe_waker`).
+    let probe = unsafe { &*(p as *const Probe) };
+    if std::thread::current().name().is_some_and(|n| n.starts_with("omni-worker")) {
+        // Widen the window in which the completer holds a reference to the waker field.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if probe.refs.fetch_add(1, SeqCst) == 0 {
+        probe.clone_after_free.fetch_add(1, SeqCst);
+    }
+    RawWaker::new(p, &PROBE_VTABLE)
+}
+
+unsafe fn p_wake(p: *const ()) {
+    // SAFETY: as in `p_clone`.
+    unsafe { p_drop(p) }
+}
+
+unsafe fn p_wake_by_ref(_: *const ()) {}
+
+unsafe fn p_drop(p: *const ()) {
+    // SAFETY: as in `p_clone`.
+    let probe = unsafe { &*(p as *const Probe) };
+    probe.refs.fetch_sub(1, SeqCst);
+}
+
+fn probe_waker(probe: &'static Probe) -> Waker {
+    probe.refs.fetch_add(1, SeqCst);
+    // SAFETY: the vtable's functions only count references on the leaked, immortal `Probe`.
+    unsafe { Waker::from_raw(RawWaker::new(probe as *const Probe as *const (), &PROBE_VTABLE)) }
+}
+
+#[test]
+fn join_waker_is_not_freed_while_the_completer_reads_it() {
+    let probe: &'static Probe = Box::leak(Box::new(Probe {
+        refs: AtomicUsize::new(0),
+        clone_after_free: AtomicUsize::new(0),
+    }));
+    for _ in 0..5 {
+        let rt = rt(2);
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let mut h = rt.spawn(async move {
+            go_rx.recv().unwrap();
+            7u32
+        });
+        {
+            let w = probe_waker(probe);
+            let mut cx = Context::from_waker(&w);
+            assert!(Pin::new(&mut h).poll(&mut cx).is_pending(), "registers the join waker");
+        }
+        go_tx.send(()).unwrap();
+        while !h.is_finished() {
+            std::hint::spin_loop();
+        }
+        // Dropped here, on a plain thread, while the completer may still clone the waker.
+        drop(h);
+        // Wait for the stored waker (and any clone) to be dropped, by whichever thread frees.
+        while probe.refs.load(SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+        drop(rt); // joins the workers: the completer is done
+    }
+    assert_eq!(probe.clone_after_free.load(SeqCst), 0, "the join waker was freed under a read");
+    assert_eq!(probe.refs.load(SeqCst), 0, "every clone dropped once");
+}

@@ -10,7 +10,9 @@
 //! dropping a future or output run user code, which may spawn or wake.
 
 use crate::task::raw::{self, Header};
-use crate::task::state::{End, Start, COMPLETE, JOIN_INTEREST, JOIN_WAKER};
+use crate::task::state::{
+    End, Release, Start, COMPLETE, JOIN_INTEREST, JOIN_WAKER, OUTPUT, RUNNING,
+};
 use crate::task::{gen_of, index_of, key, table, waker};
 use std::cell::Cell;
 use std::task::{Context, Poll};
@@ -103,20 +105,23 @@ pub(crate) fn cancel_running(e: &impl Exec, key: u64, h: *mut Header) {
 fn complete(e: &impl Exec, key: u64, h: *mut Header, has_output: bool) {
     // SAFETY: a live slot that the caller is running.
     let header = unsafe { &*h };
-    let snap = header.state.complete(gen_of(key), has_output);
-    if snap.has(JOIN_INTEREST) {
-        if snap.has(JOIN_WAKER) {
-            // SAFETY: JOIN_WAKER was set when COMPLETE went in, so the handle no longer writes
-            // the field; only the thread that frees the slot takes it, and that needs the
-            // handle's interest gone. The waker is cloned first: waking may re-enter (an inline
-            // executor polling the handle, which frees the slot and drops the stored waker).
-            let w = unsafe { &*header.join_waker.get() }.clone();
-            if let Some(w) = w {
-                w.wake();
-            }
-        }
-    } else {
+    let gen = gen_of(key);
+    let snap = header.state.complete(gen, has_output);
+    let mut waker = None;
+    if snap.has(JOIN_INTEREST | JOIN_WAKER) {
+        // SAFETY: JOIN_WAKER was set when COMPLETE went in, so the handle no longer writes the
+        // field; and RUNNING stays set until `finish_complete` below, so no thread (the
+        // handle's, on a multi-thread runtime) frees the slot and drops the waker during this
+        // read. The waker is cloned, and woken only after `finish_complete`: waking may
+        // re-enter (an inline executor polling the handle, which frees the slot).
+        waker = unsafe { &*header.join_waker.get() }.clone();
+    }
+    if header.state.finish_complete(gen) == Release::Free {
+        // The handle was dropped before, or while, the task completed.
         free_slot(e, key, h);
+    }
+    if let Some(w) = waker {
+        w.wake();
     }
 }
 
@@ -136,7 +141,8 @@ pub(crate) fn free_if_released(e: &impl Exec, owner: *const (), key: u64) {
     let Some(h) = header(owner, key) else { return };
     // SAFETY: own chunk, alive while the runtime runs.
     let s = unsafe { &*h }.state.load();
-    if s.generation() == gen_of(key) && s.has(COMPLETE) && !s.has(JOIN_INTEREST) {
+    if s.generation() == gen_of(key) && s.has(COMPLETE) && !s.has(JOIN_INTEREST) && !s.has(RUNNING)
+    {
         free_slot(e, key, h);
     }
 }
@@ -166,6 +172,36 @@ pub(crate) fn cancel_all(e: &impl Exec, chunks: &[u32], keep: impl Fn(u32) -> bo
         }
     }
     progressed
+}
+
+/// Drops, on this thread, the outputs still stored in completed slots of `chunks` whose pin
+/// `keep` accepts (a worker's pinned tasks at shutdown: their outputs may be `!Send`). Each
+/// output is claimed first, so a join handle reading it at the same moment gets it instead.
+/// Returns whether any output was dropped.
+pub(crate) fn drop_outputs(chunks: &[u32], keep: impl Fn(u32) -> bool) -> bool {
+    let mut dropped = false;
+    for &chunk in chunks {
+        let entry = table::entry(chunk).expect("own chunk");
+        for slot in 0..table::SLOTS_PER_CHUNK {
+            let h = entry.owner_slot(slot) as *mut Header;
+            // SAFETY: own chunk, alive while the runtime runs.
+            let header = unsafe { &*h };
+            let s = header.state.load();
+            let gen = s.generation();
+            if gen % 2 == 1
+                && s.has(COMPLETE | OUTPUT)
+                && keep(s.pin())
+                && header.state.claim_output(gen)
+            {
+                // SAFETY: we claimed the output, and the slot is not freed while it is
+                // occupied by a completed task with its output claimed here (freeing needs this
+                // runtime's thread, which is us, or the chunk unpublished, which waits for us).
+                unsafe { ((*header.vtable.get()).drop_output)(h) };
+                dropped = true;
+            }
+        }
+    }
+    dropped
 }
 
 /// Unpublishes and frees `chunks`, dropping what their slots still hold (outputs nobody took).

@@ -236,15 +236,15 @@ impl<T> JoinHandle<T> {
                 }
                 if s.has(COMPLETE) {
                     let mut out: Option<Result<T, Panic>> = None;
-                    if s.has(OUTPUT) {
-                        // SAFETY: `COMPLETE | OUTPUT` was observed with acquire ordering and we
-                        // hold the join interest, so the output is ours; `out` has the type the
-                        // vtable expects (the handle was created by `spawn` for this task type).
-                        // Within `with_slot` the chunk is alive.
+                    if s.has(OUTPUT) && h.state.claim_output(gen) {
+                        // SAFETY: we claimed the output (cleared OUTPUT after COMPLETE, acquire
+                        // ordering), so it is ours alone, and we hold the join interest, so the
+                        // slot is not freed; `out` has the type the vtable expects (the handle
+                        // was created by `spawn` for this task type). Within `with_slot` the
+                        // chunk is alive.
                         unsafe {
                             ((*h.vtable.get()).read_output)(p, &mut out as *mut _ as *mut ())
                         };
-                        h.state.take_output();
                     }
                     // Give up the join interest in the same visit to the slot.
                     if h.state.drop_join_interest(gen) == Release::Free {

@@ -44,7 +44,10 @@ pub(crate) fn gen_of(key: u64) -> u32 {
 /// Where a slot was reached from.
 #[derive(Clone, Copy)]
 pub(crate) enum Access {
-    /// From the owning scheduler's thread, which may touch the stage and the pool.
+    /// From a thread of the owning runtime (its current-thread scheduler, one of its workers,
+    /// or its `block_on` thread): the chunk stays allocated while that thread is in the runtime
+    /// (table rule 1). Which of those threads may touch the stage is still decided by the state
+    /// word (`RUNNING`, output claims), since several share one owner id.
     Owner,
     /// From another thread (or after the runtime stopped being current): only the state word
     /// and the join waker protocol; `owner` is the owning runtime's shared state.

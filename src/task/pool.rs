@@ -26,7 +26,8 @@ pub(crate) struct Pool {
 }
 
 // SAFETY: `owner` is an opaque identity pointer that the pool never dereferences; the chunks are
-// plain memory. A pool moves between threads only behind the runtime's lock or with the runtime.
+// plain memory. A pool moves between threads only behind a lock (the remote pool, or a retired
+// worker's pools handed to shutdown) or with the runtime.
 unsafe impl Send for Pool {}
 
 impl Pool {

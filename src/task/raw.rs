@@ -12,10 +12,13 @@
 //! Futures whose stage does not fit the biggest size class (or needs more than 16-byte
 //! alignment) are boxed: the slot then holds the stage's pointer.
 //!
-//! Ownership: the owning scheduler alone touches the stage and the vtable. The join waker field
-//! belongs to the join handle while `JOIN_WAKER` is clear and to the scheduler while it is set
-//! (see `state.rs`). After `COMPLETE`, the output belongs to the join handle holder, who reads it
-//! through [`Vtable::read_output`] only after observing `COMPLETE` with acquire ordering.
+//! Ownership: the thread that `start_poll` made the task's poller (one worker at a time on a
+//! multi-thread runtime) alone touches the future and the vtable. The join waker field belongs
+//! to the join handle while `JOIN_WAKER` is clear and to the scheduler while it is set (see
+//! `state.rs`); the completer reads it while `RUNNING` still holds off every freer. After
+//! `COMPLETE`, the output belongs to whoever claims it (`State::claim_output`): the join handle,
+//! or at shutdown the worker of a pinned task, which drops it on its own thread. Freeing a slot
+//! needs `COMPLETE`, no `RUNNING` and no join interest, and one thread gets to do it.
 
 use super::state::State;
 use std::any::Any;
@@ -66,12 +69,15 @@ pub(crate) struct Vtable {
     ///
     /// Safety: owner only, the slot is occupied by this task type; called once before vacating.
     pub(crate) drop_stage: unsafe fn(*mut Header, bool, bool),
-    /// Moves the output out into `dst`, a `*mut Option<Result<T, Panic>>`; the caller then
-    /// clears `OUTPUT`.
+    /// Moves the output out into `dst`, a `*mut Option<Result<T, Panic>>`.
     ///
-    /// Safety: the caller observed `COMPLETE | OUTPUT` (acquire), holds the join interest, and
-    /// `dst` points to the right type.
+    /// Safety: the caller claimed the output ([`State::claim_output`] returned true), the slot
+    /// is not freed meanwhile, and `dst` points to the right type.
     pub(crate) read_output: unsafe fn(*mut Header, *mut ()),
+    /// Drops the output in place (a panicking destructor is contained and reported).
+    ///
+    /// Safety: as for `read_output`, without `dst`.
+    pub(crate) drop_output: unsafe fn(*mut Header),
 }
 
 /// Chooses the size class for a future type: `Some(class)` inline, `None` for a boxed stage.
@@ -95,6 +101,7 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
         cancel: Self::cancel,
         drop_stage: Self::drop_stage,
         read_output: Self::read_output,
+        drop_output: Self::drop_output,
     };
 
     /// # Safety
@@ -220,6 +227,22 @@ impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
             let stage = &mut *Self::stage(h);
             let out = ManuallyDrop::take(&mut stage.output);
             *(dst as *mut Option<Result<F::Output, Panic>>) = Some(out);
+        }
+    }
+}
+
+impl<F: Future, const BOXED: bool> Ops<F, BOXED> {
+    /// # Safety
+    ///
+    /// [`Vtable::drop_output`]'s contract.
+    unsafe fn drop_output(h: *mut Header) {
+        // SAFETY: caller's contract: complete and claimed, so `output` is live and ours.
+        let stage = unsafe { &mut *Self::stage(h) };
+        // SAFETY: dropped exactly once (the claim cleared OUTPUT, so nothing drops it again).
+        let dropped =
+            catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(&mut stage.output) }));
+        if let Err(p) = dropped {
+            drop_panic(p);
         }
     }
 }

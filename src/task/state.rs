@@ -22,7 +22,9 @@ use std::fmt;
 /// The task's key sits in a run queue (or is about to be polled). At most one queue entry exists
 /// per task, so a task is never polled twice for one wake.
 pub(crate) const SCHEDULED: u32 = 1 << 0;
-/// The owning scheduler is polling the future right now.
+/// The owning scheduler is polling the future right now, or completing it: `RUNNING` stays
+/// set from [`State::complete`] until [`State::finish_complete`], so no other thread frees the
+/// slot (and drops the join waker) while the completer still reads the join waker.
 pub(crate) const RUNNING: u32 = 1 << 1;
 /// Woken while `RUNNING`: the scheduler puts the task back in the queue when the poll returns.
 pub(crate) const NOTIFIED: u32 = 1 << 2;
@@ -274,14 +276,35 @@ impl State {
     pub(crate) fn complete(&self, gen: u32, has_output: bool) -> Snapshot {
         let out = if has_output { OUTPUT } else { 0 };
         self.update(gen, |s| {
-            let next = s.with(COMPLETE | out, RUNNING | NOTIFIED | SCHEDULED);
+            // RUNNING stays until `finish_complete`: nobody frees the slot meanwhile.
+            let next = s.with(COMPLETE | out, NOTIFIED | SCHEDULED);
             Ok((next, next))
         })
     }
 
-    /// The join handle moved the output out of the stage.
-    pub(crate) fn take_output(&self) {
-        self.0.fetch_and(!u64::from(OUTPUT), Ordering::AcqRel);
+    /// The completer is done with the join waker: clears `RUNNING`. Returns `Free` if the join
+    /// handle already gave up its interest, in which case the completer frees the slot.
+    pub(crate) fn finish_complete(&self, gen: u32) -> Release {
+        self.update(gen, |s| {
+            if s.0 == u64::MAX {
+                return Err(Release::Stale);
+            }
+            debug_assert!(s.has(COMPLETE | RUNNING), "finish_complete of {s:?}");
+            let r = if s.has(JOIN_INTEREST) { Release::Detached } else { Release::Free };
+            Ok((s.with(0, RUNNING), r))
+        })
+    }
+
+    /// Claims the output of a completed task (clears `OUTPUT`). Returns whether it was there:
+    /// exactly one claimant (the join handle, or a worker dropping a pinned output at shutdown)
+    /// then owns it.
+    pub(crate) fn claim_output(&self, gen: u32) -> bool {
+        self.update(gen, |s| {
+            if s.0 == u64::MAX || !s.has(COMPLETE | OUTPUT) {
+                return Err(false);
+            }
+            Ok((s.with(0, OUTPUT), true))
+        })
     }
 
     /// The join handle stores a waker: sets `JOIN_WAKER`. Fails (returning the snapshot) if the
@@ -314,7 +337,9 @@ impl State {
             if s.0 == u64::MAX {
                 return Err(Release::Stale);
             }
-            let r = if s.has(COMPLETE) { Release::Free } else { Release::Detached };
+            // A completer still at work (RUNNING) frees the slot itself in `finish_complete`.
+            let r =
+                if s.has(COMPLETE) && !s.has(RUNNING) { Release::Free } else { Release::Detached };
             Ok((s.with(0, JOIN_INTEREST), r))
         })
     }
@@ -347,6 +372,9 @@ mod tests {
         let snap = s.complete(g, true);
         assert!(snap.has(COMPLETE | JOIN_INTEREST));
         assert_eq!(s.wake(g), Wake::Nothing, "no wake after completion");
+        assert_eq!(s.finish_complete(g), Release::Detached, "the handle still holds it");
+        assert!(s.claim_output(g));
+        assert!(!s.claim_output(g), "an output is claimed once");
         assert_eq!(s.drop_join_interest(g), Release::Free);
         let g2 = s.vacate();
         assert_eq!(g2, 2);
@@ -418,6 +446,43 @@ mod loom_tests {
             if registered {
                 assert!(snap.has(JOIN_WAKER), "a registered waker must be seen by completion");
             }
+        });
+    }
+
+    /// A completer reading the join waker while the join handle is dropped on another thread
+    /// (a multi-thread runtime): exactly one of them frees the slot, and only after the
+    /// completer's read. loom flags the free (a write of the waker cell) racing the read.
+    #[test]
+    fn loom_complete_vs_join_handle_drop_on_another_thread() {
+        use loom::cell::UnsafeCell;
+        loom::model(|| {
+            let s = Arc::new(State::vacant(0));
+            let waker_cell = Arc::new(UnsafeCell::new(7u32));
+            let g = s.occupy(0);
+            assert_eq!(s.set_join_waker(g), Ok(()));
+            s.start_poll(g);
+            let (s2, cell2) = (s.clone(), waker_cell.clone());
+            let handle = loom::thread::spawn(move || {
+                if s2.drop_join_interest(g) == Release::Free {
+                    // SAFETY (model): `Free` grants exclusive access to the slot.
+                    cell2.with_mut(|p| unsafe { *p = 0 });
+                    return true;
+                }
+                false
+            });
+            let snap = s.complete(g, true);
+            if snap.has(JOIN_INTEREST | JOIN_WAKER) {
+                // SAFETY (model): RUNNING keeps the slot from being freed during this read.
+                let w = waker_cell.with(|p| unsafe { *p });
+                assert_eq!(w, 7, "the waker was freed under the completer");
+            }
+            let completer_frees = s.finish_complete(g) == Release::Free;
+            if completer_frees {
+                // SAFETY (model): as above.
+                waker_cell.with_mut(|p| unsafe { *p = 0 });
+            }
+            let handle_freed = handle.join().unwrap();
+            assert_eq!(u32::from(completer_frees) + u32::from(handle_freed), 1, "freed once");
         });
     }
 

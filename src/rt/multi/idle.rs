@@ -77,12 +77,9 @@ impl Idle {
 
     /// A worker with nothing to do wants to search. Refused when half the workers already do.
     pub(crate) fn transition_to_searching(&self) -> bool {
-        let s = self.state.load(SeqCst);
-        if 2 * searching(s) >= self.workers {
-            return false;
-        }
-        self.state.fetch_add(1, SeqCst);
-        true
+        self.state
+            .fetch_update(SeqCst, SeqCst, |s| (2 * searching(s) < self.workers).then_some(s + 1))
+            .is_ok()
     }
 
     /// A searching worker found work. Returns true if it was the last searcher: it must then

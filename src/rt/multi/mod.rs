@@ -185,7 +185,8 @@ impl MultiRuntime {
         }
         let _enter = super::context::enter(super::context::Ctx::Main(Arc::as_ptr(&self.shared)));
         let sink = Drain { owner: self.shared.owner_id(), cx: PollCx::new() };
-        let mut pools = std::mem::take(&mut *self.multi().retired.lock().unwrap());
+        let mut pools =
+            std::mem::take(&mut *self.multi().retired.lock().unwrap_or_else(|e| e.into_inner()));
         loop {
             while let Some(m) = self.shared.injector.pop() {
                 if let Remote::Free(k) = m {

@@ -383,6 +383,45 @@ mod loom_tests {
         });
     }
 
+    /// Shutdown with full queues: the owner overflows its ring into the injector while a thief
+    /// steals into its own ring and the LIFO slot is taken; when shutdown drains every ring, the
+    /// LIFO slots and the injector, each key is found exactly once (none lost to a half-done
+    /// steal, none duplicated).
+    #[test]
+    fn loom_shutdown_drain_with_full_queues() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.check(|| {
+            let victim = Arc::new(Local::new());
+            let injector = Arc::new(loom::sync::Mutex::new(Vec::new()));
+            assert_eq!(victim.push_lifo(100), None);
+            let v2 = victim.clone();
+            let thief = thread::spawn(move || {
+                let mine = Local::new();
+                let first = v2.steal_into(&mine);
+                let mut left: Vec<u64> = first.into_iter().collect();
+                // Shutdown drains the thief's ring and LIFO slot too.
+                while let Some(k) = mine.pop() {
+                    left.push(k);
+                }
+                left.extend(mine.take_lifo());
+                left
+            });
+            for k in 1..=6u64 {
+                let inj = injector.clone();
+                victim.push_back(k, &mut |k| inj.lock().unwrap().push(k));
+            }
+            let mut all = thief.join().unwrap();
+            while let Some(k) = victim.pop() {
+                all.push(k);
+            }
+            all.extend(victim.take_lifo());
+            all.extend(injector.lock().unwrap().drain(..));
+            all.sort_unstable();
+            assert_eq!(all, vec![1, 2, 3, 4, 5, 6, 100]);
+        });
+    }
+
     /// A key in the LIFO slot is taken exactly once, by the owner or by a thief.
     #[test]
     fn loom_lifo_slot_stolen_once() {

@@ -122,12 +122,10 @@ impl Worker {
         let run = &self.me().run;
         if tick % EVENT_INTERVAL == 0 {
             // Now and then timers, the inbox and the injector come first, so a worker whose own
-            // queue never empties still serves them.
+            // queue never empties still serves them. The injector before the pinned queue: a
+            // pinned task that always requeues must not starve it.
             self.shared.time.process();
             self.drain_inbox();
-            if let Some(k) = self.core.borrow_mut().pinned.pop_front() {
-                return Some(k);
-            }
             if let Some(k) = self.pop_injector() {
                 return Some(k);
             }
@@ -140,14 +138,14 @@ impl Worker {
             self.push_back(k);
         }
         self.lifo_polls.set(0);
-        if let Some(k) = run.pop() {
-            return Some(k);
-        }
-        if let Some(k) = self.core.borrow_mut().pinned.pop_front() {
+        // The ring and the pinned queue take turns, so neither starves the other.
+        let pinned = || self.core.borrow_mut().pinned.pop_front();
+        let first = if tick % 2 == 0 { pinned() } else { run.pop() };
+        if let Some(k) = first.or_else(|| if tick % 2 == 0 { run.pop() } else { pinned() }) {
             return Some(k);
         }
         self.drain_inbox();
-        if let Some(k) = self.core.borrow_mut().pinned.pop_front() {
+        if let Some(k) = pinned() {
             return Some(k);
         }
         if let Some(k) = self.pop_injector() {
@@ -155,7 +153,7 @@ impl Worker {
         }
         // Out of local work: fire due timers, which may queue some.
         self.shared.time.process();
-        run.pop().or_else(|| self.core.borrow_mut().pinned.pop_front())
+        run.pop().or_else(pinned)
     }
 
     /// Moves the inbox's wakes to the pinned queue and performs its frees.
@@ -216,6 +214,12 @@ impl Worker {
 
     /// Sleeps until woken: by a notifier with new work, a wake of a pinned task, or shutdown.
     fn park(&self) {
+        // User code that ran outside a poll (an output dropped while handling a
+        // `Remote::Free`, a destructor calling `spawn_local`) may have queued a pinned task
+        // after `next_task` looked: never sleep on one.
+        if !self.core.borrow().pinned.is_empty() {
+            return;
+        }
         let multi = self.multi();
         if multi.idle.transition_to_parked(self.index, self.searching.replace(false))
             && multi.work_anywhere(&self.shared.injector)
@@ -316,13 +320,16 @@ impl Worker {
         }
     }
 
-    /// Shutdown, on this worker's thread: drop the pinned tasks here, hand the pools over.
+    /// Shutdown, on this worker's thread: drop the pinned tasks here (their futures, and the
+    /// outputs nobody took, may be `!Send`), hand the pools over.
     fn shutdown(&self) {
         let _abort = exec::AbortOnUnwind::new();
         loop {
             self.drain_inbox();
             let chunks = self.core.borrow().pinned_pool.chunks().to_vec();
-            if !exec::cancel_all(self, &chunks, |pin| pin == self.pin) {
+            let cancelled = exec::cancel_all(self, &chunks, |pin| pin == self.pin);
+            let dropped = exec::drop_outputs(&chunks, |pin| pin == self.pin);
+            if !cancelled && !dropped {
                 break;
             }
         }
