@@ -10,9 +10,7 @@
 //! dropping a future or output run user code, which may spawn or wake.
 
 use crate::task::raw::{self, Header};
-use crate::task::state::{
-    End, Release, Start, COMPLETE, JOIN_INTEREST, JOIN_WAKER, OUTPUT, RUNNING,
-};
+use crate::task::state::{End, Release, Start, COMPLETE, JOIN_INTEREST, OUTPUT, RUNNING};
 use crate::task::{gen_of, index_of, key, table, waker};
 use std::cell::Cell;
 use std::task::{Context, Poll};
@@ -53,6 +51,7 @@ pub(crate) trait Exec {
 
 /// The header of a task of the runtime whose owner id is `owner`, if `key`'s chunk is one of
 /// its chunks and still allocated. The caller must be that runtime's thread (table rule 1).
+#[inline]
 pub(crate) fn header(owner: *const (), key: u64) -> Option<*mut Header> {
     let (chunk, slot) = table::split(index_of(key));
     let e = table::entry(chunk)?;
@@ -95,6 +94,7 @@ pub(crate) fn run_task(e: &impl Exec, key: u64, h: *mut Header) {
 
 /// Drops the future of a task that `start_poll` just marked running, and completes it as
 /// cancelled.
+#[inline]
 pub(crate) fn cancel_running(e: &impl Exec, key: u64, h: *mut Header) {
     // SAFETY: the task is RUNNING under the caller and its future is live.
     let has_output = unsafe { ((*(*h).vtable.get()).cancel)(h) };
@@ -102,22 +102,27 @@ pub(crate) fn cancel_running(e: &impl Exec, key: u64, h: *mut Header) {
 }
 
 /// The stage now holds the output: tell the join handle, or free the slot if detached.
+#[inline]
 fn complete(e: &impl Exec, key: u64, h: *mut Header, has_output: bool) {
     // SAFETY: a live slot that the caller is running.
     let header = unsafe { &*h };
     let gen = gen_of(key);
     let snap = header.state.complete(gen, has_output);
-    let mut waker = None;
-    if snap.has(JOIN_INTEREST | JOIN_WAKER) {
-        // SAFETY: JOIN_WAKER was set when COMPLETE went in, so the handle no longer writes the
-        // field; and RUNNING stays set until `finish_complete` below, so no thread (the
-        // handle's, on a multi-thread runtime) frees the slot and drops the waker during this
-        // read. The waker is cloned, and woken only after `finish_complete`: waking may
-        // re-enter (an inline executor polling the handle, which frees the slot).
-        waker = unsafe { &*header.join_waker.get() }.clone();
+    if !snap.has(RUNNING) {
+        // Finished in one step: no join waker to wake. Free the slot if detached.
+        if !snap.has(JOIN_INTEREST) {
+            free_slot(e, key, h);
+        }
+        return;
     }
+    // SAFETY: JOIN_WAKER was set when COMPLETE went in, so the handle no longer writes the
+    // field; and RUNNING stays set until `finish_complete` below, so no thread (the handle's,
+    // on a multi-thread runtime) frees the slot and drops the waker during this read. The
+    // waker is cloned, and woken only after `finish_complete`: waking may re-enter (an inline
+    // executor polling the handle, which frees the slot).
+    let waker = unsafe { &*header.join_waker.get() }.clone();
     if header.state.finish_complete(gen) == Release::Free {
-        // The handle was dropped before, or while, the task completed.
+        // The handle was dropped while the task completed.
         free_slot(e, key, h);
     }
     if let Some(w) = waker {
@@ -127,6 +132,7 @@ fn complete(e: &impl Exec, key: u64, h: *mut Header, has_output: bool) {
 
 /// Drops the stage (output) of a completed task and gives the slot back to a pool (see
 /// `raw::vacate_and_drop` for why the slot is vacated before any destructor runs).
+#[inline]
 pub(crate) fn free_slot(e: &impl Exec, key: u64, h: *mut Header) {
     // SAFETY: a completed slot with no join interest left: nobody else touches it.
     let pin = unsafe { &*h }.state.load().pin();
@@ -191,7 +197,7 @@ pub(crate) fn drop_outputs(chunks: &[u32], keep: impl Fn(u32) -> bool) -> bool {
             if gen % 2 == 1
                 && s.has(COMPLETE | OUTPUT)
                 && keep(s.pin())
-                && header.state.claim_output(gen)
+                && header.state.claim_output()
             {
                 // SAFETY: we claimed the output, and the slot is not freed while it is
                 // occupied by a completed task with its output claimed here (freeing needs this

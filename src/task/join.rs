@@ -236,7 +236,7 @@ impl<T> JoinHandle<T> {
                 }
                 if s.has(COMPLETE) {
                     let mut out: Option<Result<T, Panic>> = None;
-                    if s.has(OUTPUT) && h.state.claim_output(gen) {
+                    if s.has(OUTPUT) && h.state.claim_output() {
                         // SAFETY: we claimed the output (cleared OUTPUT after COMPLETE, acquire
                         // ordering), so it is ours alone, and we hold the join interest, so the
                         // slot is not freed; `out` has the type the vtable expects (the handle

@@ -48,7 +48,8 @@ impl Pool {
                 }
                 _ => {
                     let flag = if self.remote { table::REMOTE_FLAG as usize } else { 0 };
-                    let chunk = table::alloc_chunk(CLASSES[class] | flag, self.owner, |p, gen| {
+                    let tagged = CLASSES[class] | (class << table::CLASS_SHIFT) | flag;
+                    let chunk = table::alloc_chunk(tagged, self.owner, |p, gen| {
                         // SAFETY: `p` is a fresh slot of the new chunk, not yet published.
                         unsafe { init_vacant(p, gen) }
                     });

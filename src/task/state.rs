@@ -161,6 +161,7 @@ impl State {
 
     /// Applies `f` to the word while the generation is `gen`; `f` returns the new word and a
     /// result, or `Err` to stop without writing.
+    #[inline]
     fn update<R>(&self, gen: u32, mut f: impl FnMut(Snapshot) -> Result<(Snapshot, R), R>) -> R {
         let mut cur = self.load();
         loop {
@@ -220,6 +221,7 @@ impl State {
     }
 
     /// A waker fired.
+    #[inline]
     pub(crate) fn wake(&self, gen: u32) -> Wake {
         self.update(gen, |s| {
             if s.0 == u64::MAX || s.has(COMPLETE) || s.has(SCHEDULED) || s.has(NOTIFIED) {
@@ -246,6 +248,7 @@ impl State {
     }
 
     /// The scheduler popped the task's key and is about to poll it.
+    #[inline]
     pub(crate) fn start_poll(&self, gen: u32) -> Start {
         self.update(gen, |s| {
             // RUNNING here would mean a poll unwound half-way; never touch such a task again.
@@ -259,6 +262,7 @@ impl State {
     }
 
     /// The poll returned `Pending`. `yielded` asks for a reschedule regardless of wakers.
+    #[inline]
     pub(crate) fn end_poll(&self, gen: u32, yielded: bool) -> End {
         self.update(gen, |s| {
             debug_assert!(s.has(RUNNING), "end_poll of a task not running: {s:?}");
@@ -273,17 +277,22 @@ impl State {
     /// The future finished (or was dropped by a cancel); the stage now holds the output if
     /// `has_output`. Returns the state after the transition, for the caller to read
     /// `JOIN_INTEREST` and `JOIN_WAKER`.
+    #[inline]
     pub(crate) fn complete(&self, gen: u32, has_output: bool) -> Snapshot {
         let out = if has_output { OUTPUT } else { 0 };
         self.update(gen, |s| {
-            // RUNNING stays until `finish_complete`: nobody frees the slot meanwhile.
-            let next = s.with(COMPLETE | out, NOTIFIED | SCHEDULED);
+            // With a join waker to read, RUNNING stays until `finish_complete`, so nobody frees
+            // the slot during the read. Without one (none can be registered after COMPLETE),
+            // the completion is finished in this one step.
+            let done = if s.has(JOIN_INTEREST | JOIN_WAKER) { 0 } else { RUNNING };
+            let next = s.with(COMPLETE | out, NOTIFIED | SCHEDULED | done);
             Ok((next, next))
         })
     }
 
     /// The completer is done with the join waker: clears `RUNNING`. Returns `Free` if the join
     /// handle already gave up its interest, in which case the completer frees the slot.
+    #[inline]
     pub(crate) fn finish_complete(&self, gen: u32) -> Release {
         self.update(gen, |s| {
             if s.0 == u64::MAX {
@@ -297,14 +306,13 @@ impl State {
 
     /// Claims the output of a completed task (clears `OUTPUT`). Returns whether it was there:
     /// exactly one claimant (the join handle, or a worker dropping a pinned output at shutdown)
-    /// then owns it.
-    pub(crate) fn claim_output(&self, gen: u32) -> bool {
-        self.update(gen, |s| {
-            if s.0 == u64::MAX || !s.has(COMPLETE | OUTPUT) {
-                return Err(false);
-            }
-            Ok((s.with(0, OUTPUT), true))
-        })
+    /// then owns it. The caller observed `COMPLETE` for its generation.
+    #[inline]
+    pub(crate) fn claim_output(&self) -> bool {
+        // No generation check is needed: both claimants keep the slot from being freed (the
+        // join handle holds its interest; a worker frees its pinned slots itself).
+        let prev = Snapshot(self.0.fetch_and(!u64::from(OUTPUT), Ordering::AcqRel));
+        prev.has(COMPLETE | OUTPUT)
     }
 
     /// The join handle stores a waker: sets `JOIN_WAKER`. Fails (returning the snapshot) if the
@@ -332,6 +340,7 @@ impl State {
     }
 
     /// The join handle is dropped (or has taken the output).
+    #[inline]
     pub(crate) fn drop_join_interest(&self, gen: u32) -> Release {
         self.update(gen, |s| {
             if s.0 == u64::MAX {
@@ -372,9 +381,9 @@ mod tests {
         let snap = s.complete(g, true);
         assert!(snap.has(COMPLETE | JOIN_INTEREST));
         assert_eq!(s.wake(g), Wake::Nothing, "no wake after completion");
-        assert_eq!(s.finish_complete(g), Release::Detached, "the handle still holds it");
-        assert!(s.claim_output(g));
-        assert!(!s.claim_output(g), "an output is claimed once");
+        assert!(!snap.has(RUNNING), "no join waker to read: completion is one step");
+        assert!(s.claim_output());
+        assert!(!s.claim_output(), "an output is claimed once");
         assert_eq!(s.drop_join_interest(g), Release::Free);
         let g2 = s.vacate();
         assert_eq!(g2, 2);

@@ -52,6 +52,10 @@ const L1_LEN: usize = 1 << (32 - SLOT_BITS - L2_BITS);
 pub(crate) const SLOT_ALIGN: usize = 16;
 /// Set in a chunk's recorded slot size when it belongs to a runtime's locked remote pool.
 pub(crate) const REMOTE_FLAG: u32 = 1 << 31;
+/// A chunk's recorded slot size also holds its size class from this bit up (below
+/// `REMOTE_FLAG`), so freeing a slot finds its class without a search.
+pub(crate) const CLASS_SHIFT: u32 = 24;
+const SIZE_MASK: u32 = (1 << CLASS_SHIFT) - 1;
 /// A chunk id whose next generation passes this is retired instead of recycled.
 pub(crate) const GEN_RETIRE: u32 = u32::MAX - (1 << 20);
 
@@ -198,15 +202,14 @@ impl Entry {
     /// The slot size in bytes.
     #[inline]
     fn size(&self) -> usize {
-        (self.slot_size.load(Relaxed) & !REMOTE_FLAG) as usize
+        (self.slot_size.load(Relaxed) & SIZE_MASK) as usize
     }
 
     /// The slot's size class and whether the chunk belongs to a remote (locked) pool.
+    #[inline]
     pub(crate) fn class(&self) -> (usize, bool) {
         let raw = self.slot_size.load(Relaxed);
-        let size = (raw & !REMOTE_FLAG) as usize;
-        let class = super::raw::CLASSES.iter().position(|&c| c == size).unwrap_or(0);
-        (class, raw & REMOTE_FLAG != 0)
+        (((raw & !REMOTE_FLAG) >> CLASS_SHIFT) as usize, raw & REMOTE_FLAG != 0)
     }
 
     /// Runs `f` with the slot's address and the chunk's owner from a foreign thread (rule 2).
@@ -230,7 +233,7 @@ pub(crate) fn alloc_chunk(
     owner: *const (),
     mut init: impl FnMut(*mut u8, u32),
 ) -> u32 {
-    let slot_size = flagged_size & !(REMOTE_FLAG as usize);
+    let slot_size = flagged_size & SIZE_MASK as usize;
     debug_assert!(slot_size % SLOT_ALIGN == 0);
     let layout = Layout::from_size_align(slot_size * SLOTS_PER_CHUNK, SLOT_ALIGN)
         .expect("task chunk layout");
