@@ -10,7 +10,7 @@
 //! dropping a future or output run user code, which may spawn or wake.
 
 use crate::task::raw::{self, Header};
-use crate::task::state::{End, Release, Start, COMPLETE, JOIN_INTEREST, OUTPUT, RUNNING};
+use crate::task::state::{End, Release, Snapshot, Start, COMPLETE, JOIN_INTEREST, OUTPUT, RUNNING};
 use crate::task::{gen_of, index_of, key, table, waker};
 use std::cell::Cell;
 use std::task::{Context, Poll};
@@ -153,31 +153,42 @@ pub(crate) fn free_if_released(e: &impl Exec, owner: *const (), key: u64) {
     }
 }
 
-/// Cancels every live task in `chunks` whose pin `keep` accepts: each future is dropped once,
-/// on this thread. Returns whether any task was cancelled (dropping a future may wake or free
-/// others, so callers repeat until nothing changes).
-pub(crate) fn cancel_all(e: &impl Exec, chunks: &[u32], keep: impl Fn(u32) -> bool) -> bool {
+/// Calls `f(key, header pointer, state)` for every occupied slot of `chunks` whose pin `keep`
+/// accepts. Returns whether `f` reported progress for any.
+fn scan(
+    chunks: &[u32],
+    keep: impl Fn(u32) -> bool,
+    mut f: impl FnMut(u64, *mut Header, Snapshot) -> bool,
+) -> bool {
     let mut progressed = false;
     for &chunk in chunks {
         let entry = table::entry(chunk).expect("own chunk");
         for slot in 0..table::SLOTS_PER_CHUNK {
             let h = entry.owner_slot(slot) as *mut Header;
             // SAFETY: own chunk, alive while the runtime runs.
-            let header = unsafe { &*h };
-            let s = header.state.load();
-            let gen = s.generation();
-            if gen % 2 == 1
-                && !s.has(COMPLETE)
-                && keep(s.pin())
-                && header.state.start_poll(gen) != Start::Stale
-            {
+            let s = unsafe { &*h }.state.load();
+            if s.generation() % 2 == 1 && keep(s.pin()) {
                 let index = (chunk << table::SLOT_BITS) | slot as u32;
-                cancel_running(e, key(index, gen), h);
-                progressed = true;
+                progressed |= f(key(index, s.generation()), h, s);
             }
         }
     }
     progressed
+}
+
+/// Cancels every live task in `chunks` whose pin `keep` accepts: each future is dropped once,
+/// on this thread. Returns whether any task was cancelled (dropping a future may wake or free
+/// others, so callers repeat until nothing changes).
+pub(crate) fn cancel_all(e: &impl Exec, chunks: &[u32], keep: impl Fn(u32) -> bool) -> bool {
+    scan(chunks, keep, |key, h, s| {
+        // SAFETY: own chunk, alive while the runtime runs.
+        let state = &unsafe { &*h }.state;
+        if s.has(COMPLETE) || state.start_poll(s.generation()) == Start::Stale {
+            return false;
+        }
+        cancel_running(e, key, h);
+        true
+    })
 }
 
 /// Drops, on this thread, the outputs still stored in completed slots of `chunks` whose pin
@@ -185,29 +196,18 @@ pub(crate) fn cancel_all(e: &impl Exec, chunks: &[u32], keep: impl Fn(u32) -> bo
 /// output is claimed first, so a join handle reading it at the same moment gets it instead.
 /// Returns whether any output was dropped.
 pub(crate) fn drop_outputs(chunks: &[u32], keep: impl Fn(u32) -> bool) -> bool {
-    let mut dropped = false;
-    for &chunk in chunks {
-        let entry = table::entry(chunk).expect("own chunk");
-        for slot in 0..table::SLOTS_PER_CHUNK {
-            let h = entry.owner_slot(slot) as *mut Header;
-            // SAFETY: own chunk, alive while the runtime runs.
-            let header = unsafe { &*h };
-            let s = header.state.load();
-            let gen = s.generation();
-            if gen % 2 == 1
-                && s.has(COMPLETE | OUTPUT)
-                && keep(s.pin())
-                && header.state.claim_output()
-            {
-                // SAFETY: we claimed the output, and the slot is not freed while it is
-                // occupied by a completed task with its output claimed here (freeing needs this
-                // runtime's thread, which is us, or the chunk unpublished, which waits for us).
-                unsafe { ((*header.vtable.get()).drop_output)(h) };
-                dropped = true;
-            }
+    scan(chunks, keep, |_, h, s| {
+        // SAFETY: own chunk, alive while the runtime runs.
+        let header = unsafe { &*h };
+        if !s.has(COMPLETE | OUTPUT) || !header.state.claim_output() {
+            return false;
         }
-    }
-    dropped
+        // SAFETY: we claimed the output, and the slot is not freed while it is occupied by a
+        // completed task with its output claimed here (freeing needs this runtime's thread,
+        // which is us, or the chunk unpublished, which waits for us).
+        unsafe { ((*header.vtable.get()).drop_output)(h) };
+        true
+    })
 }
 
 /// Unpublishes and frees `chunks`, dropping what their slots still hold (outputs nobody took).

@@ -28,34 +28,21 @@ impl Parker {
     /// Sleeps until [`Parker::unpark`] is called (returns at once if it already was since the
     /// last `park`). Owner thread only.
     pub(crate) fn park(&self) {
-        if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
-            return;
-        }
-        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        match self.state.compare_exchange(EMPTY, PARKED, SeqCst, SeqCst) {
-            Ok(_) => {}
-            Err(NOTIFIED) => {
-                self.state.store(EMPTY, SeqCst);
-                return;
-            }
-            Err(other) => unreachable!("omni parker in state {other} at park"),
-        }
-        loop {
-            guard = self.cvar.wait(guard).unwrap_or_else(|e| e.into_inner());
-            if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
-                return;
-            }
-        }
+        self.park_until(None);
     }
 
     /// Like [`Parker::park`], but returns after `timeout` at the latest.
     pub(crate) fn park_timeout(&self, timeout: std::time::Duration) {
+        match std::time::Instant::now().checked_add(timeout) {
+            Some(deadline) => self.park_until(Some(deadline)),
+            None => self.park_until(None),
+        }
+    }
+
+    fn park_until(&self, deadline: Option<std::time::Instant>) {
         if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
             return;
         }
-        let Some(deadline) = std::time::Instant::now().checked_add(timeout) else {
-            return self.park();
-        };
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         match self.state.compare_exchange(EMPTY, PARKED, SeqCst, SeqCst) {
             Ok(_) => {}
@@ -66,15 +53,19 @@ impl Parker {
             Err(other) => unreachable!("omni parker in state {other} at park"),
         }
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                // Timed out: leave PARKED unless a notification slipped in meanwhile.
-                if self.state.swap(EMPTY, SeqCst) == NOTIFIED {
-                    // Consumed here: the caller looks for work right after anyway.
+            guard = match deadline {
+                None => self.cvar.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        // Timed out. A notification that slipped in meanwhile is consumed here:
+                        // the caller looks for work right after anyway.
+                        self.state.store(EMPTY, SeqCst);
+                        return;
+                    }
+                    self.cvar.wait_timeout(guard, left).unwrap_or_else(|e| e.into_inner()).0
                 }
-                return;
-            }
-            guard = self.cvar.wait_timeout(guard, left).unwrap_or_else(|e| e.into_inner()).0;
+            };
             if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
                 return;
             }
