@@ -30,6 +30,7 @@
 
 pub mod atom;
 mod blocking;
+pub mod chan;
 pub mod cont;
 mod loom;
 pub mod region;

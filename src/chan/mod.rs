@@ -1,0 +1,8 @@
+//! Channels: CSP message passing between green tasks and OS threads, that loses nothing.
+//!
+//! (Being built: the channel kinds, `select!` and deadlock reports land in steps; this module
+//! holds the shared error types first.)
+
+mod error;
+
+pub use error::{RecvError, SendError, TryRecvError, TrySendError};
