@@ -354,3 +354,35 @@ fn ten_thousand_closures_from_workers_on_four_threads_all_complete() {
     let n = threads.lock().unwrap().len();
     assert!((1..=4).contains(&n), "{n} pool threads, at most 4 allowed");
 }
+
+#[test]
+fn a_blocking_job_can_spawn_on_its_runtime_and_run_its_own_block_on() {
+    for rt in [
+        omni::Runtime::new().unwrap(),
+        omni::Builder::new_multi_thread().workers(2).build().unwrap(),
+    ] {
+        let v = rt.block_on(async {
+            let job = omni::spawn_blocking(|| {
+                // As in tokio: the job sees its runtime.
+                let h = omni::Handle::current().spawn(async { 20 });
+                let also = omni::spawn(async { 1 });
+                // A runtime of its own on this pool thread is fine too.
+                let local =
+                    omni::block_on(async { omni::spawn_local(async { 21 }).await.unwrap() });
+                (h, also, local)
+            });
+            let (h, also, local) = job.await.unwrap();
+            h.await.unwrap() + also.await.unwrap() + local
+        });
+        assert_eq!(v, 42);
+    }
+}
+
+#[test]
+fn spawn_local_on_a_blocking_thread_says_what_to_do() {
+    let err = omni::block_on(async {
+        omni::spawn_blocking(|| drop(omni::spawn_local(async {}))).await.unwrap_err()
+    });
+    let msg = *err.into_panic().downcast::<&str>().unwrap();
+    assert!(msg.contains("spawn_local called on a blocking-pool thread"), "{msg}");
+}

@@ -81,15 +81,31 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let pool = crate::rt::blocking_pool().unwrap_or_else(|| {
+    let handle = crate::Handle::try_current().unwrap_or_else(|_| {
         panic!(
             "omni::spawn_blocking called outside an omni runtime: call it from inside \
              Runtime::block_on (or omni::block_on), or use std::thread::spawn"
         )
     });
+    spawn_blocking_on(&handle, f)
+}
+
+/// `spawn_blocking` on the runtime of `handle`.
+pub(crate) fn spawn_blocking_on<F, R>(handle: &crate::Handle, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let shared = handle.shared().clone();
+    let pool = shared.blocking.clone();
     let (cell, completer) = Completion::new();
-    match pool.spawn(Box::new(move || run(f, completer))) {
-        Ok(()) => crate::spawn(WaitBlocking { cell }),
+    let job = move || {
+        // On the pool thread, the job sees its runtime: `spawn` and `Handle::current` work.
+        let _enter = crate::rt::enter_blocking(&shared);
+        run(f, completer);
+    };
+    match pool.spawn(Box::new(job)) {
+        Ok(()) => handle.spawn(WaitBlocking { cell }),
         // The runtime is shutting down: the task is cancelled like any task spawned now.
         Err(SpawnError::Shutdown(job)) => {
             drop(job);

@@ -7,7 +7,10 @@
 //! - **worker**: this is a worker thread of a multi-thread runtime;
 //! - **main**: this thread is inside a multi-thread runtime's `block_on` (or its shutdown): it
 //!   may reach the runtime's task slots directly (the runtime outlives the call) but runs no
-//!   tasks, so what it schedules goes to the runtime's injector.
+//!   tasks, so what it schedules goes to the runtime's injector;
+//! - **blocking**: a blocking-pool thread running one of the runtime's `spawn_blocking` jobs:
+//!   `spawn`, `Handle::current` and the clock work there, as tokio users expect; task slots are
+//!   reached as from any foreign thread.
 //!
 //! The pointer in the context is valid for as long as it is installed: the scheduler (or worker,
 //! or shared state) installs itself with [`enter`] and the returned guard restores the previous
@@ -29,6 +32,10 @@ pub(crate) enum Ctx {
     Worker(*const Worker),
     /// A thread in a multi-thread runtime's `block_on` or shutdown.
     Main(*const Shared),
+    /// A blocking-pool thread running a `spawn_blocking` job of this runtime (which the job
+    /// keeps alive). It may spawn and read the clock, but never reaches task slots directly:
+    /// the job may outlive the runtime's shutdown (`shutdown_timeout`).
+    Blocking(*const Shared),
 }
 
 thread_local! {
@@ -64,7 +71,7 @@ pub(crate) fn shared() -> Option<*const Shared> {
         Ctx::Local(s) => Some(std::sync::Arc::as_ptr(unsafe { &(*s).shared })),
         // SAFETY: as above.
         Ctx::Worker(w) => Some(std::sync::Arc::as_ptr(unsafe { &(*w).shared })),
-        Ctx::Main(s) => Some(s),
+        Ctx::Main(s) | Ctx::Blocking(s) => Some(s),
     }
 }
 
@@ -76,6 +83,12 @@ use crate::task::raw::Header;
 use crate::task::state::Wake;
 use crate::task::{gen_of, waker, with_slot, Access};
 use std::ptr;
+
+/// Marks this thread as running a blocking job of the runtime `shared` until the guard drops.
+/// The caller keeps `shared` alive meanwhile.
+pub(crate) fn enter_blocking(shared: &std::sync::Arc<Shared>) -> Enter {
+    enter(Ctx::Blocking(std::sync::Arc::as_ptr(shared)))
+}
 
 /// Runs `f` with the shared state of the runtime this thread runs or is inside of.
 #[inline]
@@ -95,12 +108,6 @@ pub(crate) fn current_shared() -> Option<std::sync::Arc<Shared>> {
     }
 }
 
-/// The blocking pool of the runtime this thread runs or is inside of.
-pub(crate) fn blocking_pool() -> Option<std::sync::Arc<crate::blocking::Pool>> {
-    // SAFETY: a context's `Shared` is alive while installed.
-    shared().map(|s| unsafe { &*s }.blocking.clone())
-}
-
 /// The identity (chunk-table owner id) of the runtime this thread runs or is inside of; null
 /// if none.
 #[inline]
@@ -112,6 +119,7 @@ pub(crate) fn current_owner() -> *const () {
         // SAFETY: as above.
         Ctx::Worker(w) => unsafe { (*w).owner() },
         Ctx::Main(s) => s as *const (),
+        Ctx::Blocking(_) => ptr::null(),
     }
 }
 
@@ -123,7 +131,7 @@ fn poll_cx<R>(f: impl FnOnce(Option<&PollCx>) -> R) -> R {
         Ctx::Local(s) => f(Some(unsafe { &(*s).cx })),
         // SAFETY: as above.
         Ctx::Worker(w) => f(Some(unsafe { &(*w).cx })),
-        Ctx::None | Ctx::Main(_) => f(None),
+        Ctx::None | Ctx::Main(_) | Ctx::Blocking(_) => f(None),
     }
 }
 
@@ -138,7 +146,8 @@ pub(crate) fn schedule(key: u64, h: &Header, access: Access) {
             Ctx::Worker(w) => unsafe { &*w }.schedule_local(key, h.state.load().pin()),
             // SAFETY: as above.
             Ctx::Main(s) => unsafe { &*s }.push(Remote::Run(key), h.state.load().pin()),
-            Ctx::None => {}
+            // Owner access is never given on these threads.
+            Ctx::None | Ctx::Blocking(_) => {}
         },
         Access::Foreign(owner) => {
             // SAFETY: `owner` came from the chunk table under its reader protocol, which keeps
@@ -170,7 +179,8 @@ pub(crate) fn free_completed(key: u64, h: *mut Header, access: Access) {
             Ctx::Worker(w) => unsafe { &*w }.free_completed(key, h, pin),
             // SAFETY: as above.
             Ctx::Main(s) => unsafe { &*s }.push(Remote::Free(key), pin),
-            Ctx::None => {}
+            // Owner access is never given on these threads.
+            Ctx::None | Ctx::Blocking(_) => {}
         },
         Access::Foreign(owner) => {
             // SAFETY: as in `schedule`.

@@ -75,7 +75,7 @@ impl StdWake for MainSignal {
 /// Panics if this thread is already inside an omni runtime.
 pub(crate) fn assert_not_nested() {
     assert!(
-        matches!(context::get(), Ctx::None),
+        matches!(context::get(), Ctx::None | Ctx::Blocking(_)),
         "omni: block_on called from inside a running omni runtime. Blocking here would \
          freeze every task of that runtime: `.await` the future instead, or run the \
          blocking code on its own OS thread"

@@ -17,7 +17,7 @@ mod shared;
 mod yield_now;
 
 pub(crate) use context::{
-    blocking_pool, current_owner, current_shared, free_completed, schedule, spend_budget,
+    current_owner, current_shared, enter_blocking, free_completed, schedule, spend_budget,
     wake_task, with_shared,
 };
 pub use runtime::{block_on, spawn, spawn_local, Builder, Handle, Runtime, TryCurrentError};

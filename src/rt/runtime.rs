@@ -441,6 +441,31 @@ impl Handle {
         Ok(Handle { shared })
     }
 
+    /// Runs `f` on the runtime's blocking pool, from any thread: [`spawn_blocking`] through a
+    /// handle.
+    ///
+    /// [`spawn_blocking`]: crate::spawn_blocking
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = omni::Runtime::new().unwrap();
+    /// let handle = rt.handle().clone();
+    /// let h = std::thread::spawn(move || handle.spawn_blocking(|| 6 * 7)).join().unwrap();
+    /// assert_eq!(rt.block_on(h).unwrap(), 42);
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        crate::blocking::spawn_blocking_on(self, f)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Spawns a `Send` task on the runtime, from any thread.
     pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
     where
@@ -501,7 +526,7 @@ where
         // SAFETY: as above.
         Ctx::Worker(w) => unsafe { &*w }.spawn(fut),
         // SAFETY: as above.
-        Ctx::Main(s) => unsafe { &*s }.spawn_remote(fut),
+        Ctx::Main(s) | Ctx::Blocking(s) => unsafe { &*s }.spawn_remote(fut),
         Ctx::None => outside("spawn"),
     }
 }
@@ -539,6 +564,10 @@ where
             "omni::spawn_local called in a multi-thread runtime's block_on future, which runs \
              on no worker: spawn a task with omni::spawn and call spawn_local from inside it, \
              or use a current-thread runtime"
+        ),
+        Ctx::Blocking(_) => panic!(
+            "omni::spawn_local called on a blocking-pool thread, which runs no tasks: use \
+             omni::spawn, or omni::block_on to run a local runtime on this thread"
         ),
         Ctx::None => outside("spawn_local"),
     }
