@@ -18,9 +18,10 @@
 //! - A change stores exactly one new value. The old value it reports is the value it
 //!   replaced, so the old/new pairs of all changes chain into the atom's history: no update is
 //!   lost and none is seen twice.
-//! - Every watch registered when a change is stored is called exactly once for that change,
-//!   on the changing thread, with that change's old and new values, before the changing call
-//!   returns. An operation that stores nothing (refused by the validator, or a failed
+//! - Every watch whose `add_watch` returned before a change began is called exactly once for
+//!   that change, on the changing thread, with that change's old and new values, before the
+//!   changing call returns. (A change racing `add_watch` or `remove_watch` may or may not call
+//!   that watch.) An operation that stores nothing (refused by the validator, or a failed
 //!   `compare_and_set`) calls no watch and changes nothing.
 //! - Whatever is not stored is handed back: [`ValidationError`] and [`CasError`] carry the
 //!   refused value, [`SetValidatorError`] the refused validator.

@@ -99,10 +99,12 @@ where
     let shared = handle.shared().clone();
     let pool = shared.blocking.clone();
     let (cell, completer) = Completion::new();
+    let inflight = Inflight::new(shared);
     let job = move || {
         // On the pool thread, the job sees its runtime: `spawn` and `Handle::current` work.
-        let _enter = crate::rt::enter_blocking(&shared);
+        let _enter = crate::rt::enter_blocking(&inflight.0);
         run(f, completer);
+        // `inflight` drops here, after the outcome (and its wake-up) was handed over.
     };
     match pool.spawn(Box::new(job)) {
         Ok(()) => handle.spawn(WaitBlocking { cell }),
@@ -118,6 +120,25 @@ where
                  none is running to take the job: {e}"
             )
         }
+    }
+}
+
+/// Counts a job in `blocking_inflight` from submission until it ran or was dropped unrun.
+struct Inflight(Arc<crate::rt::RuntimeShared>);
+
+impl Inflight {
+    fn new(shared: Arc<crate::rt::RuntimeShared>) -> Inflight {
+        shared.blocking_inflight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Inflight(shared)
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        // Release: the outcome's wake-up (pushed before this) is seen by whoever sees zero.
+        self.0.blocking_inflight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        // A paused current-thread runtime may be parked waiting for exactly this.
+        self.0.parker.unpark();
     }
 }
 

@@ -186,13 +186,6 @@ impl Pool {
         true
     }
 
-    /// Whether a job is queued or running (a paused clock must not jump meanwhile: the job
-    /// may be about to wake a task).
-    pub(crate) fn busy(&self) -> bool {
-        let st = self.inner.lock();
-        !st.queue.is_empty() || st.alive > st.idle
-    }
-
     /// Threads started and not yet exited.
     #[cfg(test)]
     fn threads_alive(&self) -> usize {

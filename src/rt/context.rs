@@ -207,6 +207,21 @@ pub(crate) fn spend_budget() -> bool {
     })
 }
 
+/// Gives one unit back to the current task's budget (see `coop::refund`).
+#[inline]
+pub(crate) fn refund_budget() {
+    poll_cx(|cx| {
+        if let Some(cx) = cx {
+            cx.budget.set((cx.budget.get() + 1).min(super::coop::BUDGET));
+        }
+    })
+}
+
+/// Sets the current task's budget to `b` and returns the old one (`None` outside a task).
+pub(crate) fn replace_budget(b: u32) -> Option<u32> {
+    poll_cx(|cx| cx.map(|cx| cx.budget.replace(b)))
+}
+
 /// If `w` is the waker of the task being polled, asks the scheduler to requeue it at the back
 /// after this poll (without a wake-up round trip). Returns false otherwise.
 #[inline]

@@ -1,10 +1,15 @@
 //! Cooperative budget: a task that is always ready cannot starve the others.
 //!
 //! Each task poll gets a budget of [`BUDGET`] operations. Omni's leaf futures (join handles,
-//! continuations; channels and timers later) spend one unit each time they would return
-//! `Ready`; when the budget is spent they wake the task and return `Pending` instead, so a loop
-//! that only ever awaits ready futures still goes back to the scheduler. Outside an omni task
-//! the budget is unlimited.
+//! timers, channels) spend one unit each time they return `Ready`; when the budget is spent they
+//! wake the task and return `Pending` instead, so a loop that only ever awaits ready futures
+//! still goes back to the scheduler. Outside an omni task the budget is unlimited.
+//!
+//! A leaf future calls [`poll_proceed`] first (which takes a unit, or refuses) and [`refund`]
+//! when it returns `Pending` after all: a task waiting on many pending futures (200 sleeps
+//! polled in one poll) must not run out of budget, or it would wake itself for ever without
+//! ever waiting. A combinator that must make progress whatever its inner future spent (the
+//! deadline of `time::timeout`) polls under [`unconstrained`].
 
 use std::task::{Context, Poll};
 
@@ -12,7 +17,7 @@ use std::task::{Context, Poll};
 pub(crate) const BUDGET: u32 = 128;
 
 /// Spends one unit of the current task's budget, or wakes the task and returns `Pending` when
-/// it is spent.
+/// it is spent. A caller that then returns `Pending` anyway calls [`refund`].
 #[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     if super::spend_budget() {
@@ -21,4 +26,20 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// Gives back the unit a [`poll_proceed`] took, for a leaf future that returns `Pending`.
+#[inline]
+pub(crate) fn refund() {
+    super::context::refund_budget();
+}
+
+/// Runs `f` with a fresh budget, then restores the task's budget as it was.
+pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
+    let saved = super::context::replace_budget(BUDGET);
+    let r = f();
+    if let Some(b) = saved {
+        super::context::replace_budget(b);
+    }
+    r
 }

@@ -168,8 +168,13 @@ impl Scheduler {
             if ran == 0 && !pulled && !signal.woken.load(Acquire) && !self.has_work() {
                 if time.is_paused() {
                     // Nothing can run: with the clock paused, jump to the next timer rather
-                    // than sleep (unless a blocking job could still wake someone).
-                    if !self.shared.blocking.busy() && time.auto_advance() {
+                    // than sleep, unless a blocking job could still wake someone. The job count
+                    // first, then the remote queue: a job pushes its wake-up before it leaves
+                    // the count, so a finished job's wake-up is seen here.
+                    if self.shared.blocking_inflight.load(Acquire) == 0
+                        && self.shared.injector.is_empty()
+                        && time.auto_advance()
+                    {
                         continue;
                     }
                     self.shared.parker.park();
@@ -178,7 +183,7 @@ impl Scheduler {
                         Some(t) => self.shared.parker.park_timeout(t),
                         None => self.shared.parker.park(),
                     }
-                    time.after_park(None);
+                    let _ = time.after_park(None);
                 }
             }
         }

@@ -170,13 +170,30 @@ impl Runtime {
         if std::mem::replace(&mut self.closed, true) {
             return true;
         }
-        let pool = self.handle.shared.blocking.clone();
-        pool.close();
+        let shared = self.handle.shared.clone();
+        shared.blocking.close();
         match &mut self.flavor {
             Flavor::Current(s) => s.shutdown(),
             Flavor::Multi(m) => m.shutdown(),
         }
-        pool.shutdown(timeout)
+        // Wait for the running jobs, keeping this runtime's clock going meanwhile: a job may
+        // wait on one of its sleeps (through another executor), and nothing else drives the
+        // timers now.
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        loop {
+            let step = Duration::from_millis(10);
+            let wait = match deadline {
+                Some(d) => d.saturating_duration_since(std::time::Instant::now()).min(step),
+                None => step,
+            };
+            if shared.blocking.shutdown(Some(wait)) {
+                return true;
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return false;
+            }
+            shared.time.process();
+        }
     }
 }
 

@@ -42,6 +42,10 @@ pub(crate) struct Shared {
     pub(crate) multi: Option<MultiShared>,
     /// The OS threads behind `spawn_blocking`.
     pub(crate) blocking: Arc<BlockingPool>,
+    /// `spawn_blocking` jobs queued or running (a paused clock must not jump meanwhile: a job
+    /// may be about to wake a task). A job's guard decrements it, run or dropped, then unparks
+    /// the runtime so it looks again.
+    pub(crate) blocking_inflight: std::sync::atomic::AtomicUsize,
     /// The clock and the timer wheel.
     pub(crate) time: TimeDriver,
 }
@@ -63,6 +67,7 @@ impl Shared {
                 shutdown: AtomicBool::new(false),
                 multi: multi(owner),
                 blocking,
+                blocking_inflight: std::sync::atomic::AtomicUsize::new(0),
                 time: TimeDriver::new(start_paused),
             }
         })

@@ -316,7 +316,11 @@ impl<T> Future for JoinHandle<T> {
         if crate::rt::coop::poll_proceed(cx).is_pending() {
             return Poll::Pending;
         }
-        self.poll_output(cx)
+        let r = self.poll_output(cx);
+        if r.is_pending() {
+            crate::rt::coop::refund();
+        }
+        r
     }
 }
 

@@ -140,7 +140,7 @@ impl TimeDriver {
     ) -> TimerKey {
         let ms = self.deadline_ms(deadline);
         let mut inner = self.lock();
-        let w = inner.wakers.store(&waker);
+        let w = inner.wakers.store(waker);
         let key = inner.wheel.insert(ms, w);
         self.note_deadline(rt, inner, ms);
         key
@@ -191,22 +191,28 @@ impl TimeDriver {
     pub(crate) fn poll_fired(&self, key: TimerKey, waker: &Waker) -> bool {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        match inner.wheel.payload_mut(key) {
-            Some(w) => {
-                if !inner.wakers.will_wake(*w, waker) {
-                    let old = std::mem::replace(w, inner.wakers.store(waker));
-                    let old = inner.wakers.take(old);
-                    drop(guard);
-                    drop(old);
-                }
-                false
-            }
-            None => {
-                // Fired (or gone): release the entry so its slot is reused.
-                inner.wheel.remove(key);
-                true
-            }
+        let Some(w) = inner.wheel.payload_mut(key) else {
+            // Fired (or gone): release the entry so its slot is reused.
+            inner.wheel.remove(key);
+            return true;
+        };
+        if inner.wakers.will_wake(*w, waker) {
+            return false;
         }
+        // A new waker: clone it outside the lock (a foreign waker's clone is user code).
+        drop(guard);
+        let new = waker.clone();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(w) = inner.wheel.payload_mut(key) else {
+            inner.wheel.remove(key);
+            return true;
+        };
+        let old = std::mem::replace(w, inner.wakers.store(new));
+        let old = inner.wakers.take(old);
+        drop(guard);
+        drop(old);
+        false
     }
 
     /// Cancels a timer (a dropped `Sleep`), or releases a fired one.
@@ -246,7 +252,11 @@ impl TimeDriver {
             return;
         }
         for w in fired.drain(..) {
-            w.wake();
+            // A foreign waker may panic: the other timers' wake-ups must not be lost with it,
+            // nor a worker thread.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake())).is_err() {
+                eprintln!("omni: a timer's waker panicked while being woken; ignored");
+            }
         }
         let mut inner = self.lock();
         if inner.fired.capacity() < fired.capacity() {
@@ -282,13 +292,17 @@ impl TimeDriver {
     }
 
     /// After a parked scheduler thread woke: give up the driver role and fire due timers.
-    pub(crate) fn after_park(&self, worker: Option<usize>) {
+    /// Returns true if a multi-thread worker gave up the role while timers are still pending:
+    /// it must then wake a sleeping worker to take the role over, or the timers would wait for
+    /// this worker's next park (it may be about to run a long poll; tokio PR #8345).
+    pub(crate) fn after_park(&self, worker: Option<usize>) -> bool {
         let held = worker
             .is_none_or(|w| self.driver.compare_exchange(w, NO_DRIVER, AcqRel, Acquire).is_ok());
         if held {
             self.lock().planned_wake = NEVER;
         }
         self.process();
+        held && worker.is_some() && self.next_due.load(SeqCst) != NEVER
     }
 
     /// With the clock paused and nothing else to do: jumps the clock to the next deadline and
@@ -320,14 +334,17 @@ impl TimeDriver {
         self.paused.store(true, Release);
     }
 
-    /// `time::resume`: time runs on from where the paused clock stood.
-    pub(crate) fn resume(&self) {
+    /// `time::resume`: time runs on from where the paused clock stood. Unparks the runtime's
+    /// sleeping thread, which slept without a timeout while the clock stood still.
+    pub(crate) fn resume(&self, rt: &RuntimeShared) {
         let mut inner = self.lock();
         if let Some(frozen) = inner.clock.frozen.take() {
             inner.clock.base_real = StdInstant::now();
             inner.clock.base_virtual = frozen;
         }
         self.paused.store(false, Release);
+        drop(inner);
+        self.unpark_driver(rt);
     }
 
     /// `time::advance`: moves the paused clock forward by `d` and fires what is due. Returns
@@ -335,7 +352,8 @@ impl TimeDriver {
     pub(crate) fn advance(&self, d: Duration) -> bool {
         let mut inner = self.lock();
         let Some(frozen) = inner.clock.frozen else { return false };
-        let now = frozen.checked_add(d).unwrap_or(frozen);
+        // A duration too large to add moves the clock to the far future (30 years on).
+        let now = super::Instant::from_std(frozen).far_add(d).into_std();
         inner.clock.frozen = Some(now);
         drop(inner);
         self.fire_until(now);

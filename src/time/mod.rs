@@ -97,7 +97,8 @@ pub fn pause() {
 /// });
 /// ```
 pub fn resume() {
-    current_driver("resume").time.resume();
+    let rt = current_driver("resume");
+    rt.time.resume(&rt);
 }
 
 /// Moves the paused clock forward by `duration`, fires the timers now due, and yields so the

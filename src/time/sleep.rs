@@ -131,12 +131,21 @@ impl Future for Sleep {
             return Poll::Pending;
         }
         let this = &mut *self;
+        if let Some(r) = &this.entry {
+            // Polled on another runtime than the one it registered with (moved between
+            // runtimes): the old runtime may not drive its clock any more. Register anew here.
+            let here = crate::rt::with_shared(|s| s.map(|s| s as *const _));
+            if here.is_some_and(|h| !std::ptr::eq(h, Arc::as_ptr(&r.rt))) {
+                this.unregister();
+            }
+        }
         match &this.entry {
             Some(r) => {
                 if r.rt.time.poll_fired(r.key, cx.waker()) {
                     this.entry = None;
                     Poll::Ready(())
                 } else {
+                    crate::rt::coop::refund();
                     Poll::Pending
                 }
             }
@@ -153,6 +162,7 @@ impl Future for Sleep {
                 }
                 let key = rt.time.insert(&rt, deadline, cx.waker().clone());
                 this.entry = Some(Registered { rt, key });
+                crate::rt::coop::refund();
                 Poll::Pending
             }
         }

@@ -80,7 +80,9 @@ impl<F: Future> Future for Timeout<F> {
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        match Pin::new(this.sleep).poll(cx) {
+        // The deadline is checked even if the future spent the task's whole budget: otherwise
+        // a future that keeps the budget spent would never time out.
+        match crate::rt::coop::unconstrained(|| Pin::new(this.sleep).poll(cx)) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed::new())),
             Poll::Pending => Poll::Pending,
         }

@@ -26,18 +26,18 @@ pub(crate) struct Slab {
 
 impl Slab {
     /// Encodes `w`, storing it here if it is not a task waker.
-    pub(crate) fn store(&mut self, w: &Waker) -> TimerWaker {
-        if let Some(key) = waker::key_of(w) {
+    pub(crate) fn store(&mut self, w: Waker) -> TimerWaker {
+        if let Some(key) = waker::key_of(&w) {
             let rotated = NonZeroU64::new(key.rotate_right(32)).filter(|r| r.get() & 1 == 1);
             return TimerWaker(rotated.expect("task keys have odd generations"));
         }
         let idx = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(w.clone());
+                self.slots[i as usize] = Some(w);
                 i
             }
             None => {
-                self.slots.push(Some(w.clone()));
+                self.slots.push(Some(w));
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 foreign timer wakers")
             }
         };
@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Option<TimerWaker>>(), 8);
         let mut slab = Slab::default();
         let key = crate::task::key(7, 3);
-        let t = slab.store(&waker::for_key(key));
+        let t = slab.store(waker::for_key(key));
         assert!(slab.will_wake(t, &waker::for_key(key)));
         assert!(!slab.will_wake(t, &waker::for_key(crate::task::key(7, 5))));
         assert_eq!(waker::key_of(&slab.take(t)), Some(key));
@@ -99,13 +99,13 @@ mod tests {
         }
         let count = std::sync::Arc::new(Count(Default::default()));
         let foreign = Waker::from(count.clone());
-        let f = slab.store(&foreign);
-        let g = slab.store(&foreign);
+        let f = slab.store(foreign.clone());
+        let g = slab.store(foreign.clone());
         assert_ne!(f, g);
         assert!(!slab.will_wake(f, &waker::for_key(key)));
         slab.take(f).wake();
         assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1, "the stored waker");
-        let h = slab.store(&foreign);
+        let h = slab.store(foreign.clone());
         assert_eq!(h, f, "a freed slab slot is reused");
         let _ = (slab.take(g), slab.take(h));
         assert!(slab.slots.iter().all(Option::is_none), "nothing left behind");

@@ -234,7 +234,9 @@ impl Worker {
             None => self.me().parker.park(),
         }
         self.searching.set(multi.idle.transition_from_parked(self.index));
-        time.after_park(Some(self.index));
+        if time.after_park(Some(self.index)) {
+            multi.notify_parked();
+        }
     }
 
     fn next_rand(&self) -> u64 {
