@@ -424,3 +424,70 @@ fn debug_shows_the_state() {
     );
     assert_eq!(format!("{rx:?}"), "broadcast::Receiver { next: 0, len: 1 }");
 }
+
+/// Counts the heap allocations of the thread that asks (libtest's other threads allocate at
+/// any time, so the count is per thread).
+mod alloc_count {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    thread_local! {
+        static COUNT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn bump() {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+    }
+
+    // SAFETY: forwards to `System`, only counting.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            bump();
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+            bump();
+            // SAFETY: same contract as ours.
+            unsafe { System.realloc(ptr, layout, new) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    /// The allocations this thread made while running `f`.
+    pub(crate) fn during(f: impl FnOnce()) -> usize {
+        let before = COUNT.with(Cell::get);
+        f();
+        COUNT.with(Cell::get) - before
+    }
+}
+
+#[test]
+fn sending_and_receiving_allocate_nothing_in_steady_state() {
+    let mut cx = Context::from_waker(Waker::noop());
+    let (tx, mut a) = omni::chan::broadcast::<u64>(4);
+    let mut b = tx.subscribe();
+    let allocs = alloc_count::during(|| {
+        for i in 0..100 {
+            for rx in [&mut a, &mut b] {
+                assert!(Pin::new(&mut rx.recv()).poll(&mut cx).is_pending());
+            }
+            tx.send(i).unwrap();
+            for rx in [&mut a, &mut b] {
+                assert_eq!(Pin::new(&mut rx.recv()).poll(&mut cx), Poll::Ready(Ok(i)));
+            }
+        }
+        // A receiver made after one was dropped reuses its waker slot.
+        drop(b);
+        let _c = tx.subscribe();
+    });
+    assert_eq!(allocs, 0);
+}

@@ -66,8 +66,7 @@ pub fn broadcast<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             senders: 1,
             receivers: 0,
             held: 0,
-            wakers: Vec::new(),
-            free: Vec::new(),
+            waiters: Vec::new(),
             parked: 0,
             blocked: 0,
         }),
@@ -177,14 +176,21 @@ struct Ring<T> {
     receivers: usize,
     /// Slots that hold a value.
     held: usize,
-    /// One waker slot per receiver (indexed by `Receiver::waiter`).
-    wakers: Vec<Option<Waker>>,
-    /// Waker slots of dropped receivers, for reuse.
-    free: Vec<usize>,
+    /// One waker slot per receiver (indexed by `Receiver::waiter`); slots of dropped
+    /// receivers are reused.
+    waiters: Vec<Waiter>,
     /// Waker slots that hold a waker.
     parked: usize,
     /// Threads waiting in `recv_blocking`.
     blocked: usize,
+}
+
+/// A receiver's waker slot.
+struct Waiter {
+    /// Owned by a live receiver.
+    in_use: bool,
+    /// The waker of that receiver's pending `recv`, if any.
+    waker: Option<Waker>,
 }
 
 struct Slot<T> {
@@ -242,14 +248,17 @@ impl<T> Ring<T> {
     }
 
     fn waiter_slot(&mut self) -> usize {
-        self.free.pop().unwrap_or_else(|| {
-            self.wakers.push(None);
-            self.wakers.len() - 1
-        })
+        // Scanning is fine here: this runs once per receiver made, not per message.
+        if let Some(i) = self.waiters.iter().position(|w| !w.in_use) {
+            self.waiters[i].in_use = true;
+            return i;
+        }
+        self.waiters.push(Waiter { in_use: true, waker: None });
+        self.waiters.len() - 1
     }
 
     fn clear_waker(&mut self, waiter: usize) {
-        if self.wakers[waiter].take().is_some() {
+        if self.waiters[waiter].waker.take().is_some() {
             self.parked -= 1;
         }
     }
@@ -268,18 +277,18 @@ impl<T> Shared<T> {
         let mut from = 0;
         // Waker slots before `from` that fill again while the lock is released belong to
         // polls that came after this wake-up, and saw its effect.
-        while ring.parked > 0 && from < ring.wakers.len() {
+        while ring.parked > 0 && from < ring.waiters.len() {
             let mut batch: [Option<Waker>; 32] = Default::default();
             let mut n = 0;
-            while n < batch.len() && from < ring.wakers.len() {
-                if let Some(w) = ring.wakers[from].take() {
+            while n < batch.len() && from < ring.waiters.len() {
+                if let Some(w) = ring.waiters[from].waker.take() {
                     ring.parked -= 1;
                     batch[n] = Some(w);
                     n += 1;
                 }
                 from += 1;
             }
-            let more = ring.parked > 0 && from < ring.wakers.len();
+            let more = ring.parked > 0 && from < ring.waiters.len();
             drop(ring);
             batch.into_iter().flatten().for_each(Waker::wake);
             if !more {
@@ -599,7 +608,7 @@ impl<T> Receiver<T> {
             Err(TryRecvError::Closed) => Err(RecvError::Closed),
             Err(TryRecvError::Empty) => {
                 let waiter = self.waiter;
-                match &mut ring.wakers[waiter] {
+                match &mut ring.waiters[waiter].waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     Some(w) => w.clone_from(cx.waker()),
                     slot @ None => {
@@ -644,7 +653,7 @@ impl<T> Drop for Receiver<T> {
         ring.receivers -= 1;
         ring.clear_waker(self.waiter);
         let waiter = self.waiter;
-        ring.free.push(waiter);
+        ring.waiters[waiter].in_use = false;
         // Sends from now on do not count this receiver; give up its part of the held values.
         let end = ring.tail;
         let mut pos = self.next.max(ring.oldest());

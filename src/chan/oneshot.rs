@@ -12,7 +12,8 @@
 //! the design answer to RUSTSEC-2021-0124 (tokio's oneshot read the value cell after `close()`
 //! without owning it): here ownership of the value *is* holding the lock. The lock is held
 //! only for a few field moves; wakers are woken, and values dropped, after it is released, so
-//! user code (`Waker::wake`, `Drop for T`) never runs under it.
+//! `Waker::wake` and `Drop for T` never run under it (only a waker's clone, or the drop of a
+//! waker being replaced).
 //!
 //! # Invariants
 //!
@@ -91,7 +92,8 @@ impl<T> State<T> {
 
 impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // No user code runs under the lock, so it cannot be poisoned half-way; take it anyway.
+        // Nothing that can panic runs under the lock but a waker's clone, which leaves the state
+        // as it was; so a poisoned lock still guards a consistent state.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
