@@ -822,4 +822,46 @@ mod loom_tests {
             t.join().unwrap();
         });
     }
+
+    /// A clone racing sends: the clone is counted in exactly the slots it has yet to read,
+    /// so both receivers get every value and nothing outlives them.
+    #[test]
+    fn loom_chan_broadcast_clone_vs_send() {
+        loom::model(|| {
+            let live = Arc::new(AtomicIsize::new(0));
+            let (tx, mut a) = broadcast::<Counted>(2);
+            let keep = a.shared.clone();
+            let l = live.clone();
+            let t = loom::thread::spawn(move || {
+                tx.send(Counted::new(&l)).unwrap();
+                tx.send(Counted::new(&l)).unwrap();
+            });
+            let mut b = a.clone();
+            t.join().unwrap();
+            for rx in [&mut a, &mut b] {
+                let mut n = 0;
+                while rx.try_recv().is_ok() {
+                    n += 1;
+                }
+                assert_eq!(n, 2, "each receiver sees both values");
+            }
+            assert_eq!(live.load(SeqCst), 0, "no value outlives its readers");
+            drop((a, b, keep));
+        });
+    }
+
+    /// A thread blocked in `recv_blocking` is notified by a send and by the last sender's
+    /// drop (loom reports a deadlock if a notification is lost).
+    #[test]
+    fn loom_chan_broadcast_recv_blocking_is_notified() {
+        loom::model(|| {
+            let (tx, mut rx) = broadcast::<u32>(1);
+            let t = loom::thread::spawn(move || {
+                tx.send(1).unwrap();
+            });
+            assert_eq!(rx.recv_blocking(), Ok(1));
+            assert_eq!(rx.recv_blocking(), Err(RecvError::Closed));
+            t.join().unwrap();
+        });
+    }
 }

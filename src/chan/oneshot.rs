@@ -509,4 +509,21 @@ mod loom_tests {
             t.join().unwrap();
         });
     }
+
+    /// A thread blocked in `recv_blocking` is notified by the send, or by the sender's drop
+    /// (loom reports a deadlock if a notification is lost).
+    #[test]
+    fn loom_chan_oneshot_recv_blocking_is_notified() {
+        loom::model(|| {
+            let (tx, rx) = oneshot::<u32>();
+            let (tx2, rx2) = oneshot::<u32>();
+            let t = loom::thread::spawn(move || {
+                tx.send(1).unwrap();
+                drop(tx2);
+            });
+            assert_eq!(rx.recv_blocking(), Ok(1));
+            assert_eq!(rx2.recv_blocking(), Err(RecvError));
+            t.join().unwrap();
+        });
+    }
 }
