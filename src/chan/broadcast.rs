@@ -311,6 +311,14 @@ impl<T> Shared<T> {
 /// drop(rx);
 /// assert_eq!(tx.receiver_count(), 0);
 /// ```
+///
+/// It is `Send` and `Sync` when `T` is `Send`; a value that must stay on its thread cannot be
+/// broadcast to another:
+///
+/// ```compile_fail
+/// let (tx, rx) = omni::chan::broadcast::<std::rc::Rc<u8>>(1);
+/// std::thread::spawn(move || drop(rx));
+/// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }

@@ -127,6 +127,14 @@ impl<T> Shared<T> {
 /// drop(rx);
 /// assert!(tx.is_closed());
 /// ```
+///
+/// It is `Send` and `Sync` when `T` is `Send`; a value that must stay on its thread cannot be
+/// sent through it to another:
+///
+/// ```compile_fail
+/// let (tx, rx) = omni::chan::oneshot::<std::rc::Rc<u8>>();
+/// std::thread::spawn(move || tx.send(std::rc::Rc::new(1)));
+/// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
