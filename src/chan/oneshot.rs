@@ -59,7 +59,7 @@ pub fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
         }),
         cond: Condvar::new(),
     });
-    (Sender { shared: shared.clone() }, Receiver { shared })
+    (Sender { shared: Some(shared.clone()) }, Receiver { shared, done: false })
 }
 
 struct Shared<T> {
@@ -136,10 +136,15 @@ impl<T> Shared<T> {
 /// std::thread::spawn(move || tx.send(std::rc::Rc::new(1)));
 /// ```
 pub struct Sender<T> {
-    shared: Arc<Shared<T>>,
+    /// `None` once `send` has ended the sender's part, so that its drop takes no lock.
+    shared: Option<Arc<Shared<T>>>,
 }
 
 impl<T> Sender<T> {
+    fn shared(&self) -> &Shared<T> {
+        self.shared.as_deref().expect("omni: oneshot sender used after send")
+    }
+
     /// Sends `v` to the receiver, without waiting.
     ///
     /// # Errors
@@ -157,16 +162,17 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert_eq!(tx.send(5), Err(5));
     /// ```
-    pub fn send(self, v: T) -> Result<(), T> {
-        let mut st = self.shared.lock();
-        if !st.receiver {
-            // `Drop for Sender` ends the sender's part.
-            drop(st);
-            return Err(v);
-        }
-        st.value = Some(v);
-        self.shared.sender_done(st);
-        Ok(())
+    pub fn send(mut self, v: T) -> Result<(), T> {
+        let shared = self.shared.take().expect("omni: oneshot sender used after send");
+        let mut st = shared.lock();
+        let r = if st.receiver {
+            st.value = Some(v);
+            Ok(())
+        } else {
+            Err(v)
+        };
+        shared.sender_done(st);
+        r
     }
 
     /// Whether the receiver was dropped or closed, so that a send would hand its value back.
@@ -179,7 +185,7 @@ impl<T> Sender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        !self.shared.lock().receiver
+        !self.shared().lock().receiver
     }
 
     /// Waits until the receiver is dropped or closed: the way a producer learns that nobody
@@ -215,7 +221,7 @@ impl<T> Sender<T> {
     /// ```
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         std::task::ready!(coop::poll_proceed(cx));
-        let mut st = self.shared.lock();
+        let mut st = self.shared().lock();
         if !st.receiver {
             return Poll::Ready(());
         }
@@ -229,9 +235,8 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let st = self.shared.lock();
-        if st.sender {
-            self.shared.sender_done(st);
+        if let Some(shared) = &self.shared {
+            shared.sender_done(shared.lock());
         }
     }
 }
@@ -280,6 +285,9 @@ impl<T> fmt::Debug for Closed<'_, T> {
 /// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
+    /// A final result was given (the value, or the news that none will come): the state
+    /// will not change any more in a way the receiver's drop must handle, so it takes no lock.
+    done: bool,
 }
 
 impl<T> Receiver<T> {
@@ -303,11 +311,13 @@ impl<T> Receiver<T> {
     /// ```
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut st = self.shared.lock();
-        Self::take(&mut st).ok_or(if st.may_send() {
+        let r = Self::take(&mut st).ok_or(if st.may_send() {
             TryRecvError::Empty
         } else {
             TryRecvError::Closed
-        })
+        });
+        self.done = !matches!(r, Err(TryRecvError::Empty));
+        r
     }
 
     /// Waits for the value, blocking this OS thread. For threads outside the runtime (or in
@@ -326,17 +336,20 @@ impl<T> Receiver<T> {
     /// tx.send(3).unwrap();
     /// assert_eq!(t.join().unwrap(), Ok(3));
     /// ```
-    pub fn recv_blocking(self) -> Result<T, RecvError> {
-        let mut st = self.shared.lock();
+    pub fn recv_blocking(mut self) -> Result<T, RecvError> {
+        let shared = self.shared.clone();
+        let mut st = shared.lock();
         loop {
             if let Some(v) = Self::take(&mut st) {
+                self.done = true;
                 return Ok(v);
             }
             if !st.may_send() {
+                self.done = true;
                 return Err(RecvError);
             }
             st.blocked = true;
-            st = self.shared.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = shared.cond.wait(st).unwrap_or_else(|e| e.into_inner());
             st.blocked = false;
         }
     }
@@ -374,13 +387,16 @@ impl<T> Receiver<T> {
 impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         std::task::ready!(coop::poll_proceed(cx));
-        let mut st = self.shared.lock();
+        let this = &mut *self;
+        let mut st = this.shared.lock();
         if let Some(v) = Self::take(&mut st) {
+            this.done = true;
             return Poll::Ready(Ok(v));
         }
         if !st.may_send() {
+            this.done = true;
             return Poll::Ready(Err(RecvError));
         }
         match &mut st.rx_waker {
@@ -393,6 +409,11 @@ impl<T> Future for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        if self.done {
+            // The value was taken or will never come, and the sender has finished or sees the
+            // receiver closed: nothing to give up.
+            return;
+        }
         let (value, waker) = {
             let mut st = self.shared.lock();
             let waker = if st.receiver { self.shared.receiver_done(&mut st) } else { None };
