@@ -18,8 +18,11 @@
 //! # Invariants
 //!
 //! - The value is moved exactly once: into the state by `send` (only if the receiver is neither
-//!   closed nor dropped, else it goes back to the caller), and out of it by the receiver, by
-//!   the receiver's drop (which drops it), or by the drop of the shared block.
+//!   closed nor dropped, else it goes back to the caller), and out of it by the receiver or
+//!   by the receiver's drop (which drops it); it is never left for the shared block's drop.
+//! - Each side's destructor locks only if that side has not finished: a sender consumed by
+//!   `send`, or a receiver that already got its value or the news that none will come, has
+//!   nothing left to tell the other side.
 //! - A closed receiver still receives a value that was sent before `close`; a send after
 //!   `close` hands the value back.
 //! - The receiver's waker is woken when the value arrives or the sender goes; the sender's
