@@ -491,3 +491,35 @@ fn sending_and_receiving_allocate_nothing_in_steady_state() {
     });
     assert_eq!(allocs, 0);
 }
+
+/// A receiver whose values are always ready spends the task's cooperative budget, so a loop
+/// over it still lets the other tasks run.
+#[test]
+fn a_receive_loop_that_never_waits_still_yields_to_other_tasks() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    omni::block_on(async {
+        let (tx, mut rx) = omni::chan::broadcast(1024);
+        for i in 0..1000 {
+            tx.send(i).unwrap();
+        }
+        let reader = omni::spawn_local(async move {
+            // Queued behind this task: it runs only if the loop below goes back to the
+            // scheduler.
+            let ran = Rc::new(Cell::new(false));
+            let r = ran.clone();
+            let other = omni::spawn_local(async move { r.set(true) });
+            let mut seen_at = None;
+            for i in 0..1000 {
+                assert_eq!(rx.recv().await, Ok(i));
+                if seen_at.is_none() && ran.get() {
+                    seen_at = Some(i);
+                }
+            }
+            other.await.unwrap();
+            seen_at
+        });
+        let seen_at = reader.await.unwrap();
+        assert!(seen_at.is_some_and(|i| i < 999), "the other task ran mid-loop: {seen_at:?}");
+    });
+}
