@@ -541,6 +541,8 @@ impl<T> Receiver<T> {
 
     /// Waits for the next value, blocking this OS thread. For threads outside the runtime (or
     /// in [`spawn_blocking`](crate::spawn_blocking)); in a task, use [`recv`](Self::recv).
+    /// Called from a task it blocks the worker thread, and on a current-thread runtime it
+    /// waits forever if the sender is a task of that runtime: it is not detected (yet).
     ///
     /// # Errors
     ///
