@@ -3,6 +3,10 @@
 //! (Being built: the channel kinds, `select!` and deadlock reports land in steps; this module
 //! holds the shared error types first.)
 
+pub mod broadcast;
 mod error;
+pub mod oneshot;
 
+pub use broadcast::broadcast;
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
+pub use oneshot::oneshot;
