@@ -627,6 +627,7 @@ impl<T> Receiver<T> {
                     }
                 }
                 self.registered = true;
+                coop::refund();
                 return Poll::Pending;
             }
         };

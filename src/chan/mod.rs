@@ -1,7 +1,8 @@
 //! Channels: CSP message passing between green tasks and OS threads, that loses nothing.
 //!
-//! (Being built: the channel kinds, `select!` and deadlock reports land in steps; this module
-//! holds the shared error types first.)
+//! Landed so far: [`oneshot`] (one value, once) and [`broadcast`] (every receiver sees every
+//! value; slow receivers get `Lagged`). The multi-producer multi-consumer kinds, `select!` and
+//! deadlock reports land next.
 
 pub mod broadcast;
 mod error;

@@ -232,6 +232,7 @@ impl<T> Sender<T> {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
+        coop::refund();
         Poll::Pending
     }
 }
@@ -408,6 +409,7 @@ impl<T> Future for Receiver<T> {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
+        coop::refund();
         Poll::Pending
     }
 }
