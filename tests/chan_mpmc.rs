@@ -577,3 +577,24 @@ fn soak_every_kind_thread_to_async_and_async_to_thread() {
         assert_eq!(count.load(Relaxed), n);
     }
 }
+
+/// Regression (found by loom): a receiver got `RecvError` after the last sender dropped
+/// while another receiver still held a served value it then passed back, so the value was
+/// never received.
+#[test]
+fn closed_channel_is_not_drained_while_a_served_receiver_may_pass_back() {
+    for k in KINDS {
+        let (tx, rx) = make::<u32>(k);
+        let mut r1 = rx.recv();
+        let mut r2 = rx.recv();
+        assert!(poll_once(&mut r1).is_pending());
+        assert!(poll_once(&mut r2).is_pending());
+        tx.try_send(5).unwrap(); // into r1's entry
+        drop(tx);
+        assert!(poll_once(&mut r2).is_pending(), "{k:?}: r2 gave up beside a value in flight");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        drop(r1);
+        assert_eq!(poll_once(&mut r2), Poll::Ready(Ok(5)), "{k:?}");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    }
+}

@@ -3,7 +3,8 @@
 //! Invariants (checked by [`State::check`] in the tests):
 //! - parked receivers only while the buffer is empty: `!recvq.is_empty() => buf.is_empty()`;
 //! - parked senders only while the buffer is full: `!sendq.is_empty() => buf.len() >= cap`;
-//! - nothing is parked once the channel is closed;
+//! - no sender is parked once the channel is closed, and no receiver once it is also
+//!   drained (no served receiver still holds a value that may come back: `in_flight == 0`);
 //! - the buffer holds at most `cap` values, plus one per receiver that was served a value and
 //!   dropped before it saw it (the value goes back to the front, see [`Chan::cancel_recv`]).
 //!
@@ -30,6 +31,10 @@ pub(crate) struct State<T> {
     /// 0 for rendezvous, `usize::MAX` for unbounded.
     pub(crate) cap: usize,
     pub(crate) closed: bool,
+    /// Receivers served a value they have not returned yet (entries `Done` in the receive
+    /// direction). While one exists the channel is not drained even if closed: the value may
+    /// come back (its receiver dropped), so receivers wait rather than report `RecvError`.
+    pub(crate) in_flight: usize,
     pub(crate) slab: Slab<T>,
     pub(crate) recvq: Queue,
     pub(crate) sendq: Queue,
@@ -63,7 +68,9 @@ impl<T> State<T> {
             }
             e.value = Some(v);
             e.status = Status::Done;
-            return Ok(e.wake.take());
+            let w = e.wake.take();
+            self.in_flight += 1;
+            return Ok(w);
         }
         Err(v)
     }
@@ -114,23 +121,46 @@ impl<T> State<T> {
         if let Some((v, w)) = self.take_from_sender() {
             return Ok((v, w));
         }
-        Err(if self.closed { TryRecvError::Closed } else { TryRecvError::Empty })
+        Err(if self.drained() { TryRecvError::Closed } else { TryRecvError::Empty })
+    }
+
+    /// Closed, and no value can come back from a served receiver.
+    fn drained(&self) -> bool {
+        self.closed && self.in_flight == 0
+    }
+
+    /// A served receiver entry was freed (its value returned or passed on): once the last
+    /// one is gone on a closed channel, receivers parked meanwhile learn it is drained.
+    pub(crate) fn served_freed(&mut self) -> Vec<Wake> {
+        self.in_flight -= 1;
+        if self.drained() {
+            self.wake_closed()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Whether a receive would complete now (a value or the closed error).
     pub(crate) fn recv_ready(&self) -> bool {
-        !self.buf.is_empty() || !self.sendq.is_empty() || self.closed
+        !self.buf.is_empty() || !self.sendq.is_empty() || self.drained()
     }
 
     /// Closes the channel: every parked waiter is unlinked and marked `Closed` (a select arm
     /// only if it wins its token). Returns the wakes to fire.
     fn close(&mut self) -> Vec<Wake> {
-        let mut wakes = Vec::new();
         if self.closed {
-            return wakes;
+            return Vec::new();
         }
         self.closed = true;
-        for q in [&mut self.recvq, &mut self.sendq] {
+        self.wake_closed()
+    }
+
+    /// Unlinks the parked senders, and the parked receivers if the channel is drained, marking
+    /// them `Closed` (a select arm only if it wins its token). Returns the wakes to fire.
+    fn wake_closed(&mut self) -> Vec<Wake> {
+        let mut wakes = Vec::new();
+        let recvq = if self.in_flight == 0 { &mut self.recvq } else { &mut Queue::new() };
+        for q in [recvq, &mut self.sendq] {
             while let Some(i) = self.slab.pop_front(q) {
                 let e = self.slab.get(i);
                 if claim(e) {
@@ -154,7 +184,8 @@ impl<T> State<T> {
             assert!(self.buf.len() >= self.cap, "senders parked beside room in the buffer");
         }
         if self.closed {
-            assert!(self.recvq.is_empty() && self.sendq.is_empty(), "parked on a closed channel");
+            assert!(self.sendq.is_empty(), "a sender parked on a closed channel");
+            assert!(self.recvq.is_empty() || self.in_flight > 0, "parked on a drained channel");
         }
     }
 }
@@ -178,6 +209,7 @@ impl<T> Chan<T> {
                 buf: VecDeque::with_capacity(cap.min(1024)),
                 cap,
                 closed: false,
+                in_flight: 0,
                 slab: Slab::new(),
                 recvq: Queue::new(),
                 sendq: Queue::new(),
@@ -287,7 +319,9 @@ impl<T> Chan<T> {
                 Seen::Waiting => return Poll::Pending,
                 Seen::Done(v) => {
                     *slot = None;
+                    let wakes = st.served_freed();
                     drop(st);
+                    wakes.into_iter().for_each(|w| fire(Some(w)));
                     return Poll::Ready(Ok(v.expect("a served receiver holds its value")));
                 }
                 // Closed: drain what is left (a value passed back by a dropped receiver).
@@ -360,31 +394,34 @@ impl<T> Chan<T> {
     /// the buffer), so nothing is consumed and no other receiver sleeps beside a value.
     pub(crate) fn cancel_recv(&self, slot: &mut Option<u32>) {
         let Some(i) = slot.take() else { return };
-        let (held, wake) = {
+        let (held, wake, wakes) = {
             let mut guard = self.lock();
             let st = &mut *guard;
             match st.slab.get(i).status {
                 Status::Queued => {
                     st.slab.unlink(&mut st.recvq, i);
                     st.slab.get(i).status = Status::Lost;
-                    (st.slab.free(i), None)
+                    (st.slab.free(i), None, Vec::new())
                 }
                 Status::Done => {
                     let (v, w) = st.slab.free(i);
                     let v = v.expect("a served receiver holds its value");
-                    match st.give_to_receiver(v) {
-                        Ok(next) => ((None, w), next),
+                    // Pass it on first (counted in flight again), then uncount ours.
+                    let next = match st.give_to_receiver(v) {
+                        Ok(next) => next,
                         Err(v) => {
                             st.buf.push_front(v);
-                            ((None, w), None)
+                            None
                         }
-                    }
+                    };
+                    ((None, w), next, st.served_freed())
                 }
-                _ => (st.slab.free(i), None),
+                _ => (st.slab.free(i), None, Vec::new()),
             }
         };
         drop(held);
         fire(wake);
+        wakes.into_iter().for_each(|w| fire(Some(w)));
     }
 
     /// A send that may still be parked is dropped: if its entry is still queued it is

@@ -47,6 +47,9 @@ mod waiters;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+#[cfg(loom)]
+mod loom_tests;
+
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 pub use mpmc::{bounded, rendezvous, unbounded, Receiver, RecvFuture, SendFuture, Sender};
 pub use select::Select;

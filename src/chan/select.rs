@@ -195,6 +195,9 @@ impl<T: Send, R, F: FnOnce(Result<T, RecvError>) -> R + Send> Arm<R> for RecvArm
                 match st.slab.get(i).status {
                     Status::Done => {
                         let v = st.slab.free(i).0.expect("a served receiver holds its value");
+                        let wakes = st.served_freed();
+                        drop(st);
+                        wakes.into_iter().for_each(|w| fire(Some(w)));
                         Ok(v)
                     }
                     Status::Closed => {
@@ -602,7 +605,15 @@ impl<R> fmt::Debug for Select<'_, R> {
     }
 }
 
+/// A cheap per-thread xorshift for the start arm of unbiased selects (a constant under loom,
+/// whose models must be deterministic).
+#[cfg(loom)]
+fn random() -> u64 {
+    0
+}
+
 /// A cheap per-thread xorshift for the start arm of unbiased selects.
+#[cfg(not(loom))]
 fn random() -> u64 {
     thread_local! {
         static STATE: Cell<u64> = const { Cell::new(0) };
