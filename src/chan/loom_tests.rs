@@ -122,7 +122,8 @@ fn loom_chan_rendezvous_recv_cancelled() {
 }
 
 /// A receiver served a value and dropped before it saw it passes the value on to a receiver
-/// blocked beside it (else that one would sleep with a value waiting: a loom deadlock).
+/// blocked beside it (else that one would sleep with a value waiting: a loom deadlock). The
+/// sender stays alive, so no close can rescue a lost wake.
 #[test]
 fn loom_chan_woken_receiver_dropped_passes_the_wake_on() {
     loom::model(|| {
@@ -131,10 +132,14 @@ fn loom_chan_woken_receiver_dropped_passes_the_wake_on() {
         let mut r1 = rx.recv();
         assert!(poll(&mut r1).is_pending()); // first in line
         let t = thread::spawn(move || blocking::wait(rx2.recv(), "recv"));
-        let s = thread::spawn(move || tx.try_send(5).unwrap());
+        let s = thread::spawn(move || {
+            tx.try_send(5).unwrap();
+            tx
+        });
         drop(r1);
-        s.join().unwrap();
+        let tx = s.join().unwrap();
         assert_eq!(t.join().unwrap(), Ok(5));
+        drop(tx);
     });
 }
 
@@ -160,6 +165,37 @@ fn loom_chan_select_two_ready_consumes_exactly_one() {
             [rx1.try_recv().ok(), rx2.try_recv().ok()].into_iter().flatten().collect();
         assert_eq!(left.len(), 1, "the losing arm consumed its value");
         assert_ne!(left[0], got);
+    });
+}
+
+/// A select over a recv arm and a rendezvous send arm, both served at once from two
+/// threads: exactly one commits. If the send arm won, its value was taken and the recv arm
+/// left its value in the channel; if the recv arm won, the send arm gave nothing.
+#[test]
+fn loom_chan_select_send_and_recv_arms_commit_one() {
+    loom::model(|| {
+        let (tx1, rx1) = bounded::<u8>(1);
+        let (tx2, rx2) = rendezvous::<u8>();
+        let a = thread::spawn(move || {
+            tx1.try_send(1).unwrap();
+            tx1
+        });
+        let b = thread::spawn(move || (rx2.try_recv().ok(), rx2));
+        let sel = Select::new().recv(&rx1, |r| r.ok()).send(&tx2, 9, |r| r.ok().map(|_| 0));
+        let won = blocking::wait(sel, "select");
+        let _tx1 = a.join().unwrap();
+        let (taken, _rx2) = b.join().unwrap();
+        match won {
+            Some(1) => {
+                assert_eq!(taken, None, "the losing send arm sent");
+                assert!(rx1.try_recv().is_err());
+            }
+            Some(0) => {
+                assert_eq!(taken, Some(9));
+                assert_eq!(rx1.try_recv(), Ok(1), "the losing recv arm consumed");
+            }
+            other => panic!("unexpected outcome {other:?}"),
+        }
     });
 }
 
