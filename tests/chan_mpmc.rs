@@ -598,3 +598,73 @@ fn closed_channel_is_not_drained_while_a_served_receiver_may_pass_back() {
         assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     }
 }
+
+// ---- No allocation per message or per park ------------------------------------------------
+
+/// Counts the allocations of the thread that switched counting on (libtest's other threads
+/// allocate at any time).
+struct CountingAlloc;
+
+thread_local! {
+    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count_alloc() {
+    if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+    }
+}
+
+// SAFETY: forwards to `System`, only counting.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count_alloc();
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        count_alloc();
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+#[test]
+fn ping_pong_allocates_nothing_in_steady_state() {
+    for k in [Kind::Rendezvous, Kind::Bounded(1)] {
+        omni::block_on(async move {
+            let (tx1, rx1) = make::<u32>(k);
+            let (tx2, rx2) = make::<u32>(k);
+            let echo = omni::spawn_local(async move {
+                while let Ok(v) = rx1.recv().await {
+                    tx2.send(v).await.unwrap();
+                }
+            });
+            let round = |n: u32| {
+                let (tx1, rx2) = (&tx1, &rx2);
+                async move {
+                    for i in 0..n {
+                        tx1.send(i).await.unwrap();
+                        assert_eq!(rx2.recv().await, Ok(i));
+                    }
+                }
+            };
+            round(100).await; // warm up: slab entries, queues, continuation cells
+            COUNTING.with(|c| c.set(true));
+            ALLOCS.with(|a| a.set(0));
+            round(1000).await;
+            COUNTING.with(|c| c.set(false));
+            assert_eq!(ALLOCS.with(|a| a.get()), 0, "{k:?}: allocations in 1000 round trips");
+            drop(tx1);
+            echo.await.unwrap();
+        });
+    }
+}
