@@ -215,3 +215,37 @@ fn loom_chan_blocking_sender_async_receiver() {
         t.join().unwrap();
     });
 }
+
+/// Two selects over the same two rendezvous channels in opposite directions: X receives on
+/// `l` or sends on `k`, Y sends on `l` or receives on `k`. They must pair on exactly one of the
+/// channels, whatever the order in which they register. This reaches the path where both claim
+/// their own word at once, each finds the other's claimed, unlinks the other's entry as
+/// `Lost` and puts its own word back: both must then rescan and re-register, or they sleep
+/// forever (a loom deadlock).
+#[test]
+fn loom_chan_select_against_select_on_rendezvous() {
+    // Both selects must be preempted inside their critical sections to reach the dance:
+    // it needs 5 preemptions (with 3 a mutant that skips the rescan survives). ~2,600
+    // iterations, well under a second in release.
+    let mut model = loom::model::Builder::new();
+    if let Some(bound) = model.preemption_bound {
+        model.preemption_bound = Some(bound.max(5));
+    }
+    model.check(|| {
+        let (l_tx, l_rx) = rendezvous::<u8>();
+        let (k_tx, k_rx) = rendezvous::<u8>();
+        let y = thread::spawn(move || {
+            // The opposite arm order from X's: each may register its first arm, then find
+            // the other's entry on its second channel at the same moment.
+            let sel = Select::new().recv(&k_rx, |r| r.ok()).send(&l_tx, 4, |r| r.map(|_| 0).ok());
+            blocking::wait(sel, "select")
+        });
+        let sel = Select::new().recv(&l_rx, |r| r.ok()).send(&k_tx, 8, |r| r.map(|_| 0).ok());
+        let x = blocking::wait(sel, "select");
+        let y = y.join().unwrap();
+        match (x, y) {
+            (Some(4), Some(0)) | (Some(0), Some(8)) => {}
+            other => panic!("the selects did not pair on exactly one channel: {other:?}"),
+        }
+    });
+}
