@@ -47,7 +47,7 @@ mod waiters;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom_tests;
 
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};

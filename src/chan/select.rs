@@ -30,7 +30,6 @@
 //! A losing send arm sends nothing: its value drops with the `Select`. A losing recv arm
 //! receives nothing.
 
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -615,6 +614,7 @@ fn random() -> u64 {
 /// A cheap per-thread xorshift for the start arm of unbiased selects.
 #[cfg(not(loom))]
 fn random() -> u64 {
+    use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = const { Cell::new(0) };
     }
