@@ -69,7 +69,7 @@ pub(crate) fn wait<F: Future>(fut: F, what: &str) -> F::Output {
         }
     }
     let (p, w) = new_parker();
-    run(fut, &p, &w)
+    run(fut.as_mut(), &p, &w)
 }
 
 fn run<F: Future>(mut fut: std::pin::Pin<&mut F>, p: &Parker, w: &Waker) -> F::Output {

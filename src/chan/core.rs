@@ -175,7 +175,7 @@ impl<T> State<T> {
     }
 
     /// Asserts the invariants of the module doc.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn check(&self) {
         if !self.recvq.is_empty() {
             assert!(self.buf.is_empty(), "receivers parked beside buffered values");
@@ -459,7 +459,7 @@ impl<T> Chan<T> {
         (st.buf.len(), st.slab.live(), st.closed)
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn check(&self) -> usize {
         let st = self.lock();
         st.check();
