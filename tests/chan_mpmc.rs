@@ -668,3 +668,14 @@ fn ping_pong_allocates_nothing_in_steady_state() {
         });
     }
 }
+
+#[test]
+fn blocking_forms_work_inside_spawn_blocking() {
+    let (tx, rx) = bounded::<u32>(1);
+    let got = omni::block_on(async move {
+        let h = omni::spawn_blocking(move || rx.recv_blocking());
+        tx.send(3).await.unwrap();
+        h.await.unwrap()
+    });
+    assert_eq!(got, Ok(3));
+}
