@@ -13,6 +13,9 @@
 //! | `rt::yield_pingpong` | one `yield_now().await` of one of two tasks yielding in turn |
 //! | `cont::pingpong` | one resume of a parked partner task: `cont::suspend` and `Cont::resume` on omni, a tokio `oneshot` per park on the peers |
 //! | `rt::parked_memory` | bytes per task parked on a never-ready zero-sized future: live heap from a counting allocator, and RSS growth from `/proc/self/statm` |
+//! | `chan::pingpong` | one round trip of a counter between two tasks over two `bounded(1)` channels; the peer columns show the best of tokio mpsc, async-channel and flume on that runtime, and the `[channel]` rows each of them |
+//! | `chan::mpsc_bounded` | one message of 4 producer tasks × n/4 into one consumer over `bounded(1024)` (peers: best of the three channels, then each) |
+//! | `chan::mpsc_unbounded` | the same over an unbounded channel |
 //! | `mt::spawn_join` | on 2 workers (tokio `multi_thread`, async-executor `Executor` on 2 threads): a task spawns a trivial task and later awaits its handle |
 //! | `mt::yield_pingpong` | on 2 workers: one `yield_now().await` of one of two tasks yielding n times each |
 //! | `time::sleeps` | one timer of n tasks each sleeping a duration spread over [1, 100] ms (tokio `time::sleep`, async-io `Timer` on the async-executor side): wall time from the first spawn to the last wake-up, per timer |
@@ -48,7 +51,7 @@ use tokio::sync::oneshot;
 
 use common::memory::{CountingAlloc, Footprint, Window};
 use common::report::{median, print_table, Config, Row, PEERS};
-use common::{multi, timers};
+use common::{chan, multi, timers};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -335,6 +338,9 @@ enum Measure {
     Time { unit: &'static str, ops_per_n: usize, runs: [fn(usize) -> Duration; 3] },
     /// Each function returns bytes per task; the workload gives a heap row and an RSS row.
     Memory { runs: [fn(usize) -> Footprint; 3] },
+    /// A channel workload: omni's channel on omni, and each peer channel on each peer runtime.
+    /// Gives a row with the best peer channel per runtime, then one row per peer channel.
+    Chan { unit: &'static str, runs: chan::ChanRuns },
 }
 
 struct Workload {
@@ -400,6 +406,30 @@ fn workloads() -> Vec<Workload> {
             },
         },
         Workload {
+            id: "chan::pingpong",
+            n: 200_000,
+            measure: Measure::Chan {
+                unit: "ns per round trip over two bounded(1) channels",
+                runs: chan::PINGPONG,
+            },
+        },
+        Workload {
+            id: "chan::mpsc_bounded",
+            n: 1_000_000,
+            measure: Measure::Chan {
+                unit: "ns per message, 4 producers into 1 consumer, bounded(1024)",
+                runs: chan::MPSC_BOUNDED,
+            },
+        },
+        Workload {
+            id: "chan::mpsc_unbounded",
+            n: 1_000_000,
+            measure: Measure::Chan {
+                unit: "ns per message, 4 producers into 1 consumer, unbounded",
+                runs: chan::MPSC_UNBOUNDED,
+            },
+        },
+        Workload {
             id: "mt::spawn_join",
             n: 100_000,
             measure: Time {
@@ -460,6 +490,42 @@ fn measure(w: &Workload, cfg: &Config) -> Vec<Row> {
             let medians = samples
                 .map(|s| median(&s.iter().map(|d| d.as_nanos() as f64 / ops).collect::<Vec<_>>()));
             vec![Row { id: w.id.to_string(), unit, medians }]
+        }
+        Measure::Chan { unit, runs } => {
+            let ops = n as f64;
+            let tty = std::io::stderr().is_terminal();
+            // samples[0]: omni; samples[1 + 2c + r]: peer channel c on runtime r (tokio, ae).
+            let mut samples = vec![Vec::new(); 7];
+            for round in 0..cfg.rounds {
+                if tty {
+                    eprint!("\r  round {}/{}", round + 1, cfg.rounds);
+                }
+                samples[0].push((runs.omni)(n, 0));
+                for (c, run) in runs.peers.iter().enumerate() {
+                    for rt in 0..2 {
+                        samples[1 + 2 * c + rt].push(run(n, 1 + rt));
+                    }
+                }
+            }
+            if tty {
+                eprintln!();
+            }
+            let med: Vec<f64> = samples
+                .iter()
+                .map(|s| median(&s.iter().map(|d| d.as_nanos() as f64 / ops).collect::<Vec<_>>()))
+                .collect();
+            let best =
+                |rt: usize| (0..3).map(|c| med[1 + 2 * c + rt]).fold(f64::INFINITY, f64::min);
+            let mut rows =
+                vec![Row { id: w.id.to_string(), unit, medians: [med[0], best(0), best(1)] }];
+            for (c, name) in chan::PEER_CHANNELS.iter().enumerate() {
+                rows.push(Row {
+                    id: format!("{}[{name}]", w.id),
+                    unit: "the same, each peer runtime running this channel",
+                    medians: [med[0], med[1 + 2 * c], med[2 + 2 * c]],
+                });
+            }
+            rows
         }
         Measure::Memory { runs } => {
             let samples = interleave(cfg.memory_rounds, n, runs);

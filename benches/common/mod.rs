@@ -1,5 +1,6 @@
 //! Helpers shared by the bench files: memory accounting and the report.
 
+pub(crate) mod chan;
 pub(crate) mod memory;
 pub(crate) mod multi;
 pub(crate) mod report;
