@@ -25,7 +25,9 @@
 //!   receivers are served first-come-first-served.
 //! - **Closing.** The channel closes on [`Sender::close`] / [`Receiver::close`], when the last
 //!   sender is dropped, or when the last receiver is dropped (the buffer is then dropped).
-//!   Receivers drain the buffer, then get [`RecvError`]; sends get their value back.
+//!   Receivers drain the buffer, then get [`RecvError`]; sends get their value back. While a
+//!   receiver that was served a value has neither returned it nor been dropped, the closed
+//!   channel is not yet drained (that value may come back): other receivers wait for it.
 //!
 //! # Design
 //!
