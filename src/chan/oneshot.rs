@@ -451,25 +451,7 @@ mod loom_tests {
     use super::*;
     use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    /// Polls `fut` on this loom thread, parking between polls; loom reports a deadlock if
-    /// the future's waker is never woken.
-    fn block_on<F: Future>(fut: F) -> F::Output {
-        struct Unpark(loom::thread::Thread);
-        impl std::task::Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(Arc::new(Unpark(loom::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut fut = std::pin::pin!(fut);
-        loop {
-            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                return v;
-            }
-            loom::thread::park();
-        }
-    }
+    use crate::loom::block_on;
 
     /// Counts its drops, so a model can check every value is dropped exactly once.
     #[derive(Debug)]
