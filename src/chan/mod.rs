@@ -1,7 +1,7 @@
 //! Channels: CSP message passing between green tasks and OS threads, that loses nothing.
 //!
 //! Kinds: [`bounded`], [`unbounded`] and [`rendezvous`] make multi-producer multi-consumer
-//! channels; [`oneshot`] carries one value once; [`broadcast`] gives every receiver every
+//! channels; [`oneshot()`] carries one value once; [`broadcast()`] gives every receiver every
 //! value (slow receivers get `Lagged`). In the multi-producer multi-consumer kinds,
 //! [`Sender`] and [`Receiver`] are both `Clone`, and `Send + Sync` when `T: Send`. Each value
 //! goes to exactly one receiver. Tasks use `send(v).await` / `recv().await`; plain OS threads
