@@ -610,7 +610,13 @@ impl<T> Receiver<T> {
     where
         T: Clone,
     {
-        std::task::ready!(coop::poll_proceed(cx));
+        coop::budgeted(cx, |cx| self.poll_ring(cx))
+    }
+
+    fn poll_ring(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>>
+    where
+        T: Clone,
+    {
         let mut ring = self.shared.lock();
         let r = match ring.try_recv(&mut self.next) {
             Ok(v) => Ok(v),
@@ -627,7 +633,6 @@ impl<T> Receiver<T> {
                     }
                 }
                 self.registered = true;
-                coop::refund();
                 return Poll::Pending;
             }
         };

@@ -311,14 +311,7 @@ impl<T> Chan<T> {
         slot: &mut Option<u32>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        if crate::rt::coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let r = self.poll_recv_inner(slot, cx);
-        if r.is_pending() {
-            crate::rt::coop::refund();
-        }
-        r
+        crate::rt::coop::budgeted(cx, |cx| self.poll_recv_inner(slot, cx))
     }
 
     fn poll_recv_inner(
@@ -364,14 +357,7 @@ impl<T> Chan<T> {
         value: &mut Option<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        if crate::rt::coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let r = self.poll_send_inner(slot, value, cx);
-        if r.is_pending() {
-            crate::rt::coop::refund();
-        }
-        r
+        crate::rt::coop::budgeted(cx, |cx| self.poll_send_inner(slot, value, cx))
     }
 
     fn poll_send_inner(

@@ -223,17 +223,22 @@ impl<T> Sender<T> {
     /// assert!(tx.poll_closed(&mut cx).is_ready());
     /// ```
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        std::task::ready!(coop::poll_proceed(cx));
-        let mut st = self.shared().lock();
-        if !st.receiver {
-            return Poll::Ready(());
-        }
-        match &mut st.tx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        coop::refund();
-        Poll::Pending
+        coop::budgeted(cx, |cx| {
+            let mut st = self.shared().lock();
+            if !st.receiver {
+                return Poll::Ready(());
+            }
+            store_waker(&mut st.tx_waker, cx.waker());
+            Poll::Pending
+        })
+    }
+}
+
+/// Keeps `w` in `slot` unless the stored waker already wakes the same task.
+fn store_waker(slot: &mut Option<Waker>, w: &Waker) {
+    match slot {
+        Some(old) if old.will_wake(w) => {}
+        slot => *slot = Some(w.clone()),
     }
 }
 
@@ -394,8 +399,14 @@ impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        std::task::ready!(coop::poll_proceed(cx));
         let this = &mut *self;
+        coop::budgeted(cx, |cx| this.poll_value(cx))
+    }
+}
+
+impl<T> Receiver<T> {
+    fn poll_value(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        let this = self;
         let mut st = this.shared.lock();
         if let Some(v) = Self::take(&mut st) {
             this.done = true;
@@ -405,11 +416,7 @@ impl<T> Future for Receiver<T> {
             this.done = true;
             return Poll::Ready(Err(RecvError));
         }
-        match &mut st.rx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        coop::refund();
+        store_waker(&mut st.rx_waker, cx.waker());
         Poll::Pending
     }
 }

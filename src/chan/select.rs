@@ -550,15 +550,7 @@ impl<R> Future for Select<'_, R> {
             !this.arms.is_empty() || this.timeout.is_some() || this.default.is_some(),
             "omni: a Select needs at least one arm"
         );
-        if crate::rt::coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
-        // The budget is spent only when the select completes.
-        let r = this.poll_parts(cx);
-        if r.is_pending() {
-            crate::rt::coop::refund();
-        }
-        r
+        crate::rt::coop::budgeted(cx, |cx| this.poll_parts(cx))
     }
 }
 

@@ -5,21 +5,38 @@
 //! wake the task and return `Pending` instead, so a loop that only ever awaits ready futures
 //! still goes back to the scheduler. Outside an omni task the budget is unlimited.
 //!
-//! A leaf future calls [`poll_proceed`] first (which takes a unit, or refuses) and [`refund`]
-//! when it returns `Pending` after all: a task waiting on many pending futures (200 sleeps
-//! polled in one poll) must not run out of budget, or it would wake itself for ever without
-//! ever waiting. A combinator that must make progress whatever its inner future spent (the
-//! deadline of `time::timeout`) polls under [`unconstrained`].
+//! A leaf future wraps its poll in [`budgeted`], which takes a unit (or refuses) and gives it
+//! back when the poll returns `Pending` after all: a task waiting on many pending futures (200
+//! sleeps polled in one poll) must not run out of budget, or it would wake itself for ever
+//! without ever waiting. A combinator that must make progress whatever its inner future spent
+//! (the deadline of `time::timeout`) polls under [`unconstrained`].
 
 use std::task::{Context, Poll};
 
 /// Operations per task poll (tokio uses the same figure).
 pub(crate) const BUDGET: u32 = 128;
 
-/// Spends one unit of the current task's budget, or wakes the task and returns `Pending` when
-/// it is spent. A caller that then returns `Pending` anyway calls [`refund`].
+/// Polls a leaf future's body `f` under the budget: refuses (waking the task) when the budget is
+/// spent, and spends one unit only if `f` completes.
 #[inline]
-pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
+pub(crate) fn budgeted<T>(
+    cx: &mut Context<'_>,
+    f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    if poll_proceed(cx).is_pending() {
+        return Poll::Pending;
+    }
+    let r = f(cx);
+    if r.is_pending() {
+        refund();
+    }
+    r
+}
+
+/// Spends one unit of the current task's budget, or wakes the task and returns `Pending` when
+/// it is spent.
+#[inline]
+fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     if super::spend_budget() {
         Poll::Ready(())
     } else {
@@ -28,9 +45,9 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     }
 }
 
-/// Gives back the unit a [`poll_proceed`] took, for a leaf future that returns `Pending`.
+/// Gives back the unit a [`poll_proceed`] took.
 #[inline]
-pub(crate) fn refund() {
+fn refund() {
     super::context::refund_budget();
 }
 

@@ -313,14 +313,7 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         assert!(self.key != DONE, "JoinHandle polled after it returned Ready");
-        if crate::rt::coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let r = self.poll_output(cx);
-        if r.is_pending() {
-            crate::rt::coop::refund();
-        }
-        r
+        crate::rt::coop::budgeted(cx, |cx| self.poll_output(cx))
     }
 }
 

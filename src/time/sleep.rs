@@ -127,10 +127,13 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if crate::rt::coop::poll_proceed(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let this = &mut *self;
+        crate::rt::coop::budgeted(cx, |cx| self.poll_timer(cx))
+    }
+}
+
+impl Sleep {
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         if let Some(r) = &this.entry {
             // Polled on another runtime than the one it registered with (moved between
             // runtimes): the old runtime may not drive its clock any more. Register anew here.
@@ -145,7 +148,6 @@ impl Future for Sleep {
                     this.entry = None;
                     Poll::Ready(())
                 } else {
-                    crate::rt::coop::refund();
                     Poll::Pending
                 }
             }
@@ -162,7 +164,6 @@ impl Future for Sleep {
                 }
                 let key = rt.time.insert(&rt, deadline, cx.waker().clone());
                 this.entry = Some(Registered { rt, key });
-                crate::rt::coop::refund();
                 Poll::Pending
             }
         }
