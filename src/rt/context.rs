@@ -62,17 +62,44 @@ impl Drop for Enter {
     }
 }
 
+/// The context of this thread with its pointer turned into a reference, valid for the call.
+#[derive(Clone, Copy)]
+pub(crate) enum Current<'a> {
+    None,
+    Local(&'a Scheduler),
+    Worker(&'a Worker),
+    Main(&'a Shared),
+    Blocking(&'a Shared),
+}
+
+/// Runs `f` with this thread's context. The one place a context pointer is dereferenced.
+#[inline]
+pub(crate) fn with<R>(f: impl FnOnce(Current<'_>) -> R) -> R {
+    // SAFETY: a context pointer is valid while installed (module doc): the scheduler, worker
+    // or shared state lives in a frame that holds the `Enter` guard, above this call on the
+    // same thread, and the guard restores the previous context before the pointee goes away.
+    // `f` runs within this call, so the references cannot outlive the installation.
+    let current = unsafe {
+        match get() {
+            Ctx::None => Current::None,
+            Ctx::Local(s) => Current::Local(&*s),
+            Ctx::Worker(w) => Current::Worker(&*w),
+            Ctx::Main(s) => Current::Main(&*s),
+            Ctx::Blocking(s) => Current::Blocking(&*s),
+        }
+    };
+    f(current)
+}
+
 /// The shared state of the runtime this thread runs or is inside of, if any.
 #[inline]
 pub(crate) fn shared() -> Option<*const Shared> {
-    match get() {
-        Ctx::None => None,
-        // SAFETY: a context pointer is valid while installed (module doc).
-        Ctx::Local(s) => Some(std::sync::Arc::as_ptr(unsafe { &(*s).shared })),
-        // SAFETY: as above.
-        Ctx::Worker(w) => Some(std::sync::Arc::as_ptr(unsafe { &(*w).shared })),
-        Ctx::Main(s) | Ctx::Blocking(s) => Some(s),
-    }
+    with(|c| match c {
+        Current::None => None,
+        Current::Local(s) => Some(std::sync::Arc::as_ptr(&s.shared)),
+        Current::Worker(w) => Some(std::sync::Arc::as_ptr(&w.shared)),
+        Current::Main(s) | Current::Blocking(s) => Some(s as *const Shared),
+    })
 }
 
 // ---- Entry points used by wakers, join handles and leaf futures ----------------------------
@@ -93,8 +120,12 @@ pub(crate) fn enter_blocking(shared: &std::sync::Arc<Shared>) -> Enter {
 /// Runs `f` with the shared state of the runtime this thread runs or is inside of.
 #[inline]
 pub(crate) fn with_shared<R>(f: impl FnOnce(Option<&Shared>) -> R) -> R {
-    // SAFETY: a context's `Shared` is alive while installed.
-    f(shared().map(|s| unsafe { &*s }))
+    with(|c| match c {
+        Current::None => f(None),
+        Current::Local(s) => f(Some(&s.shared)),
+        Current::Worker(w) => f(Some(&w.shared)),
+        Current::Main(s) | Current::Blocking(s) => f(Some(s)),
+    })
 }
 
 /// A counted reference to the shared state of the runtime this thread runs or is inside of.
@@ -112,43 +143,35 @@ pub(crate) fn current_shared() -> Option<std::sync::Arc<Shared>> {
 /// if none.
 #[inline]
 pub(crate) fn current_owner() -> *const () {
-    match get() {
-        Ctx::None => ptr::null(),
-        // SAFETY: a context pointer is valid while installed.
-        Ctx::Local(s) => unsafe { (*s).owner() },
-        // SAFETY: as above.
-        Ctx::Worker(w) => unsafe { (*w).owner() },
-        Ctx::Main(s) => s as *const (),
-        Ctx::Blocking(_) => ptr::null(),
-    }
+    with(|c| match c {
+        Current::Local(s) => s.owner(),
+        Current::Worker(w) => w.owner(),
+        Current::Main(s) => s.owner_id(),
+        Current::None | Current::Blocking(_) => ptr::null(),
+    })
 }
 
 /// The per-poll state of the scheduler polling tasks on this thread, if any.
 #[inline]
 fn poll_cx<R>(f: impl FnOnce(Option<&PollCx>) -> R) -> R {
-    match get() {
-        // SAFETY: a context pointer is valid while installed.
-        Ctx::Local(s) => f(Some(unsafe { &(*s).cx })),
-        // SAFETY: as above.
-        Ctx::Worker(w) => f(Some(unsafe { &(*w).cx })),
-        Ctx::None | Ctx::Main(_) | Ctx::Blocking(_) => f(None),
-    }
+    with(|c| match c {
+        Current::Local(s) => f(Some(&s.cx)),
+        Current::Worker(w) => f(Some(&w.cx)),
+        Current::None | Current::Main(_) | Current::Blocking(_) => f(None),
+    })
 }
 
 /// Queues a task that a state transition just marked `SCHEDULED`. `h` is its header, reached
 /// with `access`.
 pub(crate) fn schedule(key: u64, h: &Header, access: Access) {
     match access {
-        Access::Owner => match get() {
-            // SAFETY: a context pointer is valid while installed.
-            Ctx::Local(s) => unsafe { &*s }.schedule_local(key),
-            // SAFETY: as above.
-            Ctx::Worker(w) => unsafe { &*w }.schedule_local(key, h.state.load().pin()),
-            // SAFETY: as above.
-            Ctx::Main(s) => unsafe { &*s }.push(Remote::Run(key), h.state.load().pin()),
+        Access::Owner => with(|c| match c {
+            Current::Local(s) => s.schedule_local(key),
+            Current::Worker(w) => w.schedule_local(key, h.state.load().pin()),
+            Current::Main(s) => s.push(Remote::Run(key), h.state.load().pin()),
             // Owner access is never given on these threads.
-            Ctx::None | Ctx::Blocking(_) => {}
-        },
+            Current::None | Current::Blocking(_) => {}
+        }),
         Access::Foreign(owner) => {
             // SAFETY: `owner` came from the chunk table under its reader protocol, which keeps
             // the `Shared` alive for the duration of the `with_slot` closure that called us.
@@ -169,23 +192,22 @@ pub(crate) fn wake_task(key: u64) {
 
 /// A join handle gave up a completed task: free its slot on a thread that may.
 pub(crate) fn free_completed(key: u64, h: *mut Header, access: Access) {
+    // The pin decides where the slot may be freed; a current-thread runtime has no pins, so
+    // its (hot) path does not read it.
     // SAFETY: the caller is inside `with_slot` for this slot, so the header is readable.
-    let pin = unsafe { &*h }.state.load().pin();
+    let pin = || unsafe { &*h }.state.load().pin();
     match access {
-        Access::Owner => match get() {
-            // SAFETY: a context pointer is valid while installed.
-            Ctx::Local(s) => unsafe { &*s }.free_slot(key, h),
-            // SAFETY: as above.
-            Ctx::Worker(w) => unsafe { &*w }.free_completed(key, h, pin),
-            // SAFETY: as above.
-            Ctx::Main(s) => unsafe { &*s }.push(Remote::Free(key), pin),
+        Access::Owner => with(|c| match c {
+            Current::Local(s) => s.free_slot(key, h),
+            Current::Worker(w) => w.free_completed(key, h, pin()),
+            Current::Main(s) => s.push(Remote::Free(key), pin()),
             // Owner access is never given on these threads.
-            Ctx::None | Ctx::Blocking(_) => {}
-        },
+            Current::None | Current::Blocking(_) => {}
+        }),
         Access::Foreign(owner) => {
             // SAFETY: as in `schedule`.
             let shared = unsafe { &*(owner as *const Shared) };
-            shared.push(Remote::Free(key), pin)
+            shared.push(Remote::Free(key), pin())
         }
     }
 }

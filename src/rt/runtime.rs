@@ -1,6 +1,6 @@
 //! `Runtime`, `Builder`, `Handle` and the free functions that reach the current runtime.
 
-use super::context::{self, Ctx};
+use super::context::{self, Ctx, Current};
 use super::current_thread::{assert_not_nested, MainSignal, Scheduler};
 use super::multi::{MultiRuntime, MAX_WORKERS};
 use super::shared::Shared;
@@ -489,19 +489,11 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match context::get() {
-            // SAFETY: a context pointer is valid while installed.
-            Ctx::Local(s) if Arc::ptr_eq(unsafe { &(*s).shared }, &self.shared) => {
-                // SAFETY: as above.
-                unsafe { &*s }.spawn(fut)
-            }
-            // SAFETY: as above.
-            Ctx::Worker(w) if Arc::ptr_eq(unsafe { &(*w).shared }, &self.shared) => {
-                // SAFETY: as above.
-                unsafe { &*w }.spawn(fut)
-            }
+        context::with(|c| match c {
+            Current::Local(s) if Arc::ptr_eq(&s.shared, &self.shared) => s.spawn(fut),
+            Current::Worker(w) if Arc::ptr_eq(&w.shared, &self.shared) => w.spawn(fut),
             _ => self.shared.spawn_remote(fut),
-        }
+        })
     }
 }
 
@@ -537,15 +529,12 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match context::get() {
-        // SAFETY: a context pointer is valid while installed.
-        Ctx::Local(s) => unsafe { &*s }.spawn(fut),
-        // SAFETY: as above.
-        Ctx::Worker(w) => unsafe { &*w }.spawn(fut),
-        // SAFETY: as above.
-        Ctx::Main(s) | Ctx::Blocking(s) => unsafe { &*s }.spawn_remote(fut),
-        Ctx::None => outside("spawn"),
-    }
+    context::with(|c| match c {
+        Current::Local(s) => s.spawn(fut),
+        Current::Worker(w) => w.spawn(fut),
+        Current::Main(s) | Current::Blocking(s) => s.spawn_remote(fut),
+        Current::None => outside("spawn"),
+    })
 }
 
 /// Spawns a task that may be `!Send` on the current thread: on a current-thread runtime, its
@@ -572,22 +561,20 @@ pub fn spawn_local<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
 {
-    match context::get() {
-        // SAFETY: a context pointer is valid while installed.
-        Ctx::Local(s) => unsafe { &*s }.spawn(fut),
-        // SAFETY: as above.
-        Ctx::Worker(w) => unsafe { &*w }.spawn_pinned(fut),
-        Ctx::Main(_) => panic!(
+    context::with(|c| match c {
+        Current::Local(s) => s.spawn(fut),
+        Current::Worker(w) => w.spawn_pinned(fut),
+        Current::Main(_) => panic!(
             "omni::spawn_local called in a multi-thread runtime's block_on future, which runs \
              on no worker: spawn a task with omni::spawn and call spawn_local from inside it, \
              or use a current-thread runtime"
         ),
-        Ctx::Blocking(_) => panic!(
+        Current::Blocking(_) => panic!(
             "omni::spawn_local called on a blocking-pool thread, which runs no tasks: use \
              omni::spawn, or omni::block_on to run a local runtime on this thread"
         ),
-        Ctx::None => outside("spawn_local"),
-    }
+        Current::None => outside("spawn_local"),
+    })
 }
 
 /// Runs `fut` to completion on a fresh current-thread runtime.
