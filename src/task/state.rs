@@ -495,6 +495,23 @@ mod loom_tests {
         });
     }
 
+    /// A join handle and a worker at shutdown both try to claim a completed task's output:
+    /// exactly one gets it (the other must not read or drop it).
+    #[test]
+    fn loom_output_is_claimed_once() {
+        loom::model(|| {
+            let s = Arc::new(State::vacant(0));
+            let g = s.occupy(0);
+            s.start_poll(g);
+            s.complete(g, true);
+            let s2 = s.clone();
+            let t = loom::thread::spawn(move || s2.claim_output());
+            let mine = s.claim_output();
+            let theirs = t.join().unwrap();
+            assert_eq!(u32::from(mine) + u32::from(theirs), 1, "claimed exactly once");
+        });
+    }
+
     /// Abort from another thread while the owner polls: the cancel is seen by the next poll.
     #[test]
     fn loom_cancel_during_poll() {
