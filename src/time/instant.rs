@@ -36,16 +36,33 @@ impl Instant {
     }
 
     /// Wraps a `std` instant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let std_now = std::time::Instant::now();
+    /// assert_eq!(omni::time::Instant::from_std(std_now).into_std(), std_now);
+    /// ```
     pub fn from_std(i: std::time::Instant) -> Instant {
         Instant(i)
     }
 
-    /// The `std` instant.
+    /// The `std` instant (see [`Instant::from_std`] for an example).
     pub fn into_std(self) -> std::time::Instant {
         self.0
     }
 
     /// Time elapsed from `earlier` to `self`, or zero if `earlier` is later.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{Duration, Instant};
+    /// let a = Instant::now();
+    /// let b = a + Duration::from_millis(3);
+    /// assert_eq!(b.duration_since(a), Duration::from_millis(3));
+    /// assert_eq!(a.duration_since(b), Duration::ZERO);
+    /// ```
     pub fn duration_since(&self, earlier: Instant) -> Duration {
         self.0.saturating_duration_since(earlier.0)
     }
@@ -63,11 +80,26 @@ impl Instant {
     }
 
     /// `self + d`, or `None` if it does not fit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{Duration, Instant};
+    /// assert!(Instant::now().checked_add(Duration::MAX).is_none());
+    /// assert!(Instant::now().checked_add(Duration::from_secs(1)).is_some());
+    /// ```
     pub fn checked_add(&self, d: Duration) -> Option<Instant> {
         self.0.checked_add(d).map(Instant)
     }
 
     /// `self - d`, or `None` if it does not fit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{Duration, Instant};
+    /// assert!(Instant::now().checked_sub(Duration::MAX).is_none());
+    /// ```
     pub fn checked_sub(&self, d: Duration) -> Option<Instant> {
         self.0.checked_sub(d).map(Instant)
     }

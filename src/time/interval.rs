@@ -49,6 +49,19 @@ pub fn interval(period: Duration) -> Interval {
 /// # Panics
 ///
 /// If `period` is zero.
+///
+/// # Examples
+///
+/// ```
+/// use omni::time::{interval_at, Duration, Instant};
+/// let rt = omni::Builder::new_current_thread().start_paused(true).build().unwrap();
+/// rt.block_on(async {
+///     let start = Instant::now() + Duration::from_secs(5);
+///     let mut i = interval_at(start, Duration::from_secs(1));
+///     assert_eq!(i.tick().await, start);
+///     assert_eq!(i.tick().await, start + Duration::from_secs(1));
+/// });
+/// ```
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
     assert!(!period.is_zero(), "omni::time::interval: the period must be greater than zero");
     Interval { period, next: start, missed: MissedTickBehavior::Burst, sleep: sleep_until(start) }
@@ -65,12 +78,14 @@ pub struct Interval {
 }
 
 impl Interval {
-    /// Waits for the next tick and returns its scheduled time.
+    /// Waits for the next tick and returns its scheduled time (see [`interval`] for an
+    /// example).
     pub async fn tick(&mut self) -> Instant {
         poll_fn(|cx| self.poll_tick(cx)).await
     }
 
-    /// Polls for the next tick (for hand-written futures and streams).
+    /// Polls for the next tick (for hand-written futures and streams); [`Interval::tick`] is
+    /// this as a future.
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         if Pin::new(&mut self.sleep).poll(cx).is_pending() {
             return Poll::Pending;
@@ -97,6 +112,21 @@ impl Interval {
     }
 
     /// Makes the next tick one period from now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{advance, interval, Duration, Instant};
+    /// let rt = omni::Builder::new_current_thread().start_paused(true).build().unwrap();
+    /// rt.block_on(async {
+    ///     let mut i = interval(Duration::from_secs(10));
+    ///     i.tick().await;
+    ///     advance(Duration::from_secs(4)).await;
+    ///     i.reset();
+    ///     let t = Instant::now();
+    ///     assert_eq!(i.tick().await - t, Duration::from_secs(10));
+    /// });
+    /// ```
     pub fn reset(&mut self) {
         self.next = Instant::now().far_add(self.period);
         self.sleep.reset(self.next);
@@ -126,6 +156,15 @@ impl Interval {
     }
 
     /// The period.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{interval, Duration};
+    /// omni::block_on(async {
+    ///     assert_eq!(interval(Duration::from_millis(7)).period(), Duration::from_millis(7));
+    /// });
+    /// ```
     pub fn period(&self) -> Duration {
         self.period
     }

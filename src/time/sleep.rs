@@ -81,11 +81,27 @@ impl Sleep {
     }
 
     /// The deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{sleep_until, Duration, Instant};
+    /// let at = Instant::now() + Duration::from_secs(1);
+    /// assert_eq!(sleep_until(at).deadline(), at);
+    /// ```
     pub fn deadline(&self) -> Instant {
         self.deadline.unpack()
     }
 
     /// Whether the deadline has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{sleep, Duration};
+    /// assert!(sleep(Duration::ZERO).is_elapsed());
+    /// assert!(!sleep(Duration::from_secs(3600)).is_elapsed());
+    /// ```
     pub fn is_elapsed(&self) -> bool {
         Instant::now() >= self.deadline()
     }

@@ -61,11 +61,27 @@ pin_project! {
 
 impl<F> Timeout<F> {
     /// The wrapped future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{timeout, Duration};
+    /// let t = timeout(Duration::from_secs(1), std::future::ready(5));
+    /// let _inner: &std::future::Ready<i32> = t.get_ref();
+    /// ```
     pub fn get_ref(&self) -> &F {
         &self.fut
     }
 
     /// Gives the wrapped future back, without a deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::time::{timeout, Duration};
+    /// let t = timeout(Duration::from_secs(1), async { 5 });
+    /// assert_eq!(omni::block_on(t.into_inner()), 5);
+    /// ```
     pub fn into_inner(self) -> F {
         self.fut
     }
