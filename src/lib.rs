@@ -43,7 +43,8 @@ pub use atom::Atom;
 pub use blocking::spawn_blocking;
 pub use omni_io::Driver;
 pub use rt::{
-    block_on, spawn, spawn_local, yield_now, Builder, Handle, Runtime, TryCurrentError, YieldNow,
+    block_on, spawn, spawn_local, yield_now, BlockedTask, Builder, DeadlockReport, Handle,
+    OnDeadlock, Runtime, TryCurrentError, WaitsOn, YieldNow,
 };
 pub use task::{Id, JoinError, JoinHandle};
 

@@ -82,7 +82,7 @@ impl<T> Completion<T> {
                 st.slot = Slot::Empty;
                 match &mut st.waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
-                    w => *w = Some(cx.waker().clone()),
+                    w => *w = Some(crate::rt::deadlock::keep(cx.waker())),
                 }
                 Poll::Pending
             }

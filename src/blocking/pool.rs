@@ -112,6 +112,12 @@ impl Pool {
         }
     }
 
+    /// The pool's threads that have not been joined or detached: at least every live one (a
+    /// deadlock check counts them among the runtime's own threads).
+    pub(crate) fn thread_count(&self) -> usize {
+        self.inner.lock().threads.len()
+    }
+
     /// Queues `job`: an idle thread takes it, or a new thread starts if fewer than the maximum
     /// are alive; otherwise it waits for a thread to finish its current job.
     ///

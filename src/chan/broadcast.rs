@@ -34,6 +34,7 @@
 use crate::chan::error::SendError;
 use crate::loom::{Condvar, Mutex, MutexGuard};
 use crate::rt::coop;
+use crate::rt::deadlock::{keep, Kind, Origin};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -56,10 +57,12 @@ use std::task::{Context, Poll, Waker};
 /// assert_eq!(a.try_recv(), Ok("hi"));
 /// assert_eq!(b.try_recv(), Ok("hi"));
 /// ```
+#[track_caller]
 pub fn broadcast<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     assert!(capacity > 0, "omni::chan::broadcast: the capacity must be at least 1");
     let slots = (0..capacity).map(|_| Slot { pos: 0, unseen: 0, value: None }).collect();
     let shared = Arc::new(Shared {
+        origin: Origin::here(),
         ring: Mutex::new(Ring {
             slots,
             tail: 0,
@@ -163,6 +166,8 @@ impl fmt::Display for Lagged {
 impl std::error::Error for Lagged {}
 
 struct Shared<T> {
+    /// Where it was created, for deadlock reports.
+    origin: Origin,
     ring: Mutex<Ring<T>>,
     /// Signalled, while `blocked > 0`, on every send and when the last sender goes.
     cond: Condvar,
@@ -560,6 +565,7 @@ impl<T> Receiver<T> {
     where
         T: Clone,
     {
+        self.shared.origin.set_external();
         let mut ring = self.shared.lock();
         loop {
             match ring.try_recv(&mut self.next) {
@@ -626,13 +632,15 @@ impl<T> Receiver<T> {
                 let waiter = self.waiter;
                 match &mut ring.waiters[waiter].waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
-                    Some(w) => w.clone_from(cx.waker()),
+                    Some(w) => *w = keep(cx.waker()),
                     slot @ None => {
-                        *slot = Some(cx.waker().clone());
+                        *slot = Some(keep(cx.waker()));
                         ring.parked += 1;
                     }
                 }
                 self.registered = true;
+                drop(ring);
+                self.shared.origin.note(Kind::Broadcast);
                 return Poll::Pending;
             }
         };

@@ -8,7 +8,8 @@
 //! - the buffer holds at most `cap` values, plus one per receiver that was served a value and
 //!   dropped before it saw it (the value goes back to the front, see [`Chan::cancel_recv`]).
 //!
-//! No user code runs under the lock except `Waker::clone`, `will_wake` and waker drops: values
+//! No user code runs under the lock except `Waker::clone` (of a foreign waker), `will_wake`
+//! and waker drops: values
 //! taken out of the state are dropped and wakers are woken after the guard is released, so a
 //! `T` whose destructor uses the same channel cannot deadlock.
 
@@ -18,12 +19,15 @@ use std::task::{Context, Poll, Waker};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::waiters::{Entry, Queue, Slab, Status, Wake};
 use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering::*};
+use crate::rt::deadlock::{keep, Kind, Origin};
 
 /// One channel: the state behind its lock and the handle counts.
 pub(crate) struct Chan<T> {
     state: Mutex<State<T>>,
     pub(crate) senders: AtomicUsize,
     pub(crate) receivers: AtomicUsize,
+    /// Where it was created, for deadlock reports.
+    pub(crate) origin: Origin,
 }
 
 pub(crate) struct State<T> {
@@ -203,8 +207,10 @@ pub(crate) enum Seen<T> {
 }
 
 impl<T> Chan<T> {
+    #[track_caller]
     pub(crate) fn new(cap: usize) -> Chan<T> {
         Chan {
+            origin: Origin::here(),
             state: Mutex::new(State {
                 buf: VecDeque::with_capacity(cap.min(1024)),
                 cap,
@@ -289,7 +295,7 @@ impl<T> Chan<T> {
             Status::Queued => {
                 if let (Some(Wake::Task(w)), Some(new)) = (&mut e.wake, waker) {
                     if !w.will_wake(new) {
-                        *w = new.clone();
+                        *w = keep(new);
                     }
                 }
                 Seen::Waiting
@@ -311,7 +317,11 @@ impl<T> Chan<T> {
         slot: &mut Option<u32>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        crate::rt::coop::budgeted(cx, |cx| self.poll_recv_inner(slot, cx))
+        let r = crate::rt::coop::budgeted(cx, |cx| self.poll_recv_inner(slot, cx));
+        if r.is_pending() {
+            self.origin.note(Kind::Recv);
+        }
+        r
     }
 
     fn poll_recv_inner(
@@ -343,7 +353,7 @@ impl<T> Chan<T> {
             Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError)),
             Err(TryRecvError::Empty) => {
                 let st = &mut *st;
-                *slot = Some(st.slab.push(&mut st.recvq, None, Wake::Task(cx.waker().clone())));
+                *slot = Some(st.slab.push(&mut st.recvq, None, Wake::Task(keep(cx.waker()))));
                 Poll::Pending
             }
         }
@@ -357,7 +367,11 @@ impl<T> Chan<T> {
         value: &mut Option<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        crate::rt::coop::budgeted(cx, |cx| self.poll_send_inner(slot, value, cx))
+        let r = crate::rt::coop::budgeted(cx, |cx| self.poll_send_inner(slot, value, cx));
+        if r.is_pending() {
+            self.origin.note(Kind::Send);
+        }
+        r
     }
 
     fn poll_send_inner(
@@ -395,7 +409,7 @@ impl<T> Chan<T> {
             }
             Err(TrySendError::Full(v)) => {
                 let st = &mut *st;
-                let w = Wake::Task(cx.waker().clone());
+                let w = Wake::Task(keep(cx.waker()));
                 *slot = Some(st.slab.push(&mut st.sendq, Some(v), w));
                 Poll::Pending
             }

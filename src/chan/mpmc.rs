@@ -27,6 +27,7 @@ use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 ///     assert_eq!(rx.capacity(), Some(2));
 /// });
 /// ```
+#[track_caller]
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     // `usize::MAX` means unbounded inside; nobody can buffer that many values anyway.
     pair(cap.min(usize::MAX - 1))
@@ -44,6 +45,7 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 /// assert_eq!(rx.len(), 1000);
 /// assert_eq!(rx.capacity(), None);
 /// ```
+#[track_caller]
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     pair(usize::MAX)
 }
@@ -61,10 +63,12 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 ///     assert_eq!(t.await.unwrap(), Ok(7));
 /// });
 /// ```
+#[track_caller]
 pub fn rendezvous<T>() -> (Sender<T>, Receiver<T>) {
     pair(0)
 }
 
+#[track_caller]
 fn pair<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(cap));
     (Sender { chan: chan.clone() }, Receiver { chan, stream_slot: None })
@@ -253,6 +257,7 @@ impl<T> Sender<T> {
     /// t.join().unwrap().unwrap();
     /// ```
     pub fn send_blocking(&self, v: T) -> Result<(), SendError<T>> {
+        self.chan.origin.set_external();
         blocking::wait(self.send(v), "send_blocking")
     }
 
@@ -325,6 +330,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(t.join().unwrap(), Ok(8));
     /// ```
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
+        self.chan.origin.set_external();
         blocking::wait(self.recv(), "recv_blocking")
     }
 

@@ -32,6 +32,7 @@
 use crate::chan::error::{RecvError, TryRecvError};
 use crate::loom::{Condvar, Mutex, MutexGuard};
 use crate::rt::coop;
+use crate::rt::deadlock::{keep, Kind, Origin};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,8 +51,10 @@ use std::task::{Context, Poll, Waker};
 ///     assert_eq!(rx.await, Ok("done"));
 /// });
 /// ```
+#[track_caller]
 pub fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
+        origin: Origin::here(),
         state: Mutex::new(State {
             value: None,
             sender: true,
@@ -67,6 +70,8 @@ pub fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
 
 struct Shared<T> {
     state: Mutex<State<T>>,
+    /// Where it was created, for deadlock reports.
+    origin: Origin,
     /// Signalled when the receiver may stop waiting in `recv_blocking`.
     cond: Condvar,
 }
@@ -229,6 +234,8 @@ impl<T> Sender<T> {
                 return Poll::Ready(());
             }
             store_waker(&mut st.tx_waker, cx.waker());
+            drop(st);
+            self.shared().origin.note(Kind::Oneshot);
             Poll::Pending
         })
     }
@@ -238,7 +245,7 @@ impl<T> Sender<T> {
 fn store_waker(slot: &mut Option<Waker>, w: &Waker) {
     match slot {
         Some(old) if old.will_wake(w) => {}
-        slot => *slot = Some(w.clone()),
+        slot => *slot = Some(keep(w)),
     }
 }
 
@@ -349,6 +356,7 @@ impl<T> Receiver<T> {
     /// ```
     pub fn recv_blocking(mut self) -> Result<T, RecvError> {
         let shared = self.shared.clone();
+        shared.origin.set_external();
         let mut st = shared.lock();
         loop {
             if let Some(v) = Self::take(&mut st) {
@@ -417,6 +425,8 @@ impl<T> Receiver<T> {
             return Poll::Ready(Err(RecvError));
         }
         store_waker(&mut st.rx_waker, cx.waker());
+        drop(st);
+        this.shared.origin.note(Kind::Oneshot);
         Poll::Pending
     }
 }

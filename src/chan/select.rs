@@ -42,6 +42,7 @@ use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::mpmc::{Receiver, Sender};
 use super::waiters::{Status, Wake};
 use crate::loom::{AtomicUsize, Mutex, Ordering::*};
+use crate::rt::deadlock::{keep, Kind};
 use crate::time::Sleep;
 
 /// `selected` before any arm committed.
@@ -79,7 +80,7 @@ impl Token {
     fn set_waker(&self, new: &Waker) {
         let mut w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
         if !w.as_ref().is_some_and(|w| w.will_wake(new)) {
-            *w = Some(new.clone());
+            *w = Some(keep(new));
         }
     }
 }
@@ -102,6 +103,8 @@ enum Step {
 trait Arm<R> {
     fn attempt(&mut self, token: Option<(&Arc<Token>, usize)>) -> Step;
     fn finish(&mut self) -> R;
+    /// Notes the wait for a deadlock report (the select is parked on this arm).
+    fn note(&self);
 }
 
 struct RecvArm<'a, T, F> {
@@ -136,6 +139,10 @@ fn recheck<T>(st: &mut State<T>, slot: &mut Option<u32>) -> Option<Step> {
 }
 
 impl<T: Send, R, F: FnOnce(Result<T, RecvError>) -> R + Send> Arm<R> for RecvArm<'_, T, F> {
+    fn note(&self) {
+        self.chan.origin.note(Kind::Recv);
+    }
+
     fn attempt(&mut self, token: Option<(&Arc<Token>, usize)>) -> Step {
         let mut st = self.chan.lock();
         let Some((token, arm)) = token else {
@@ -226,6 +233,10 @@ impl<T, F> Drop for RecvArm<'_, T, F> {
 }
 
 impl<T: Send, R, F: FnOnce(Result<(), SendError<T>>) -> R + Send> Arm<R> for SendArm<'_, T, F> {
+    fn note(&self) {
+        self.chan.origin.note(Kind::Send);
+    }
+
     fn attempt(&mut self, token: Option<(&Arc<Token>, usize)>) -> Step {
         let mut st = self.chan.lock();
         let Some((token, arm)) = token else {
@@ -592,6 +603,7 @@ impl<R> Select<'_, R> {
                 return Poll::Ready(this.finish(k));
             }
         }
+        this.arms.iter().for_each(|a| a.note());
         Poll::Pending
     }
 }

@@ -151,6 +151,17 @@ pub(crate) fn current_owner() -> *const () {
     })
 }
 
+/// The id of the runtime this thread runs or is inside of (`Shared::id`), 0 outside any.
+#[inline]
+pub(crate) fn runtime_id() -> u64 {
+    with(|c| match c {
+        Current::None => 0,
+        Current::Local(s) => s.shared.id,
+        Current::Worker(w) => w.shared.id,
+        Current::Main(s) | Current::Blocking(s) => s.id,
+    })
+}
+
 /// The per-poll state of the scheduler polling tasks on this thread, if any.
 #[inline]
 fn poll_cx<R>(f: impl FnOnce(Option<&PollCx>) -> R) -> R {

@@ -15,6 +15,7 @@
 //! join waker, dropping a future or output), because that code may spawn or wake.
 
 use super::context::{self, Ctx};
+use super::deadlock;
 use super::exec::{self, Exec, PollCx, NO_TASK};
 use super::shared::{alloc_task, Remote, Shared};
 use crate::task::pool::Pool;
@@ -23,10 +24,11 @@ use crate::task::{table, JoinHandle};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake as StdWake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 /// Polls between two looks at the remote queue and the `block_on` future (Go uses 61 too).
 pub(crate) const EVENT_INTERVAL: u32 = 61;
@@ -62,14 +64,69 @@ impl MainSignal {
     }
 }
 
-impl StdWake for MainSignal {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
+impl MainSignal {
+    fn signal(&self) {
         self.woken.store(true, Release);
         self.shared.parker.unpark();
     }
+
+    /// The `block_on` future's waker. Its own vtable (rather than `std::task::Wake`) lets a
+    /// clone be told from an omni primitive's copy (see [`keep_main_waker`]).
+    pub(crate) fn waker(self: &Arc<Self>) -> Waker {
+        let data = Arc::into_raw(self.clone()) as *const ();
+        // SAFETY: `data` carries one strong count of an `Arc<MainSignal>`, which the vtable's
+        // functions own and release exactly once (wake or drop); they are thread-safe because
+        // `MainSignal` is `Send + Sync`.
+        unsafe { Waker::from_raw(RawWaker::new(data, &MAIN_VTABLE)) }
+    }
+}
+
+static MAIN_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(main_clone, main_wake, main_wake_by_ref, main_drop);
+
+/// A strong count for a new waker with the same data.
+///
+/// # Safety
+///
+/// `data` is the data of a live waker with `MAIN_VTABLE` (one strong count of an
+/// `Arc<MainSignal>`).
+unsafe fn main_copy(data: *const ()) -> RawWaker {
+    // SAFETY: the caller's waker keeps the `Arc` alive, so the count is above zero.
+    unsafe { Arc::increment_strong_count(data as *const MainSignal) };
+    RawWaker::new(data, &MAIN_VTABLE)
+}
+
+/// `Waker::clone`: someone other than an omni primitive keeps the waker.
+unsafe fn main_clone(data: *const ()) -> RawWaker {
+    super::deadlock::mark_foreign();
+    // SAFETY: called by `Waker::clone` on a live waker with this vtable.
+    unsafe { main_copy(data) }
+}
+
+unsafe fn main_wake(data: *const ()) {
+    // SAFETY: waking by value consumes the waker's strong count.
+    let signal = unsafe { Arc::from_raw(data as *const MainSignal) };
+    signal.signal();
+}
+
+unsafe fn main_wake_by_ref(data: *const ()) {
+    // SAFETY: the waker is live, so its `Arc` is.
+    unsafe { &*(data as *const MainSignal) }.signal();
+}
+
+unsafe fn main_drop(data: *const ()) {
+    // SAFETY: dropping the waker releases its strong count, once.
+    drop(unsafe { Arc::from_raw(data as *const MainSignal) });
+}
+
+/// A copy of `w` for an omni primitive, if it is a `block_on` waker: made without its `clone`,
+/// so the `block_on` future does not count as foreign.
+pub(crate) fn keep_main_waker(w: &Waker) -> Option<Waker> {
+    if !std::ptr::eq(w.vtable(), &MAIN_VTABLE) {
+        return None;
+    }
+    // SAFETY: `w` is a live waker with `MAIN_VTABLE`; the new waker owns the new count.
+    Some(unsafe { Waker::from_raw(main_copy(w.data())) })
 }
 
 /// Panics if this thread is already inside an omni runtime.
@@ -85,6 +142,10 @@ pub(crate) fn assert_not_nested() {
 impl Exec for Scheduler {
     fn poll_cx(&self) -> &PollCx {
         &self.cx
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     fn requeue(&self, key: u64, _: &Header) {
@@ -124,30 +185,44 @@ impl Scheduler {
     }
 
     /// Spawns on this scheduler from its own thread.
-    pub(crate) fn spawn<F: Future + 'static>(&self, fut: F) -> JoinHandle<F::Output> {
+    pub(crate) fn spawn<F: Future + 'static>(
+        &self,
+        fut: F,
+        at: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
         if self.shared.shutdown.load(Relaxed) {
             drop(fut);
             return JoinHandle::refused();
         }
         // The borrow covers only the slot allocation: if that panics (region exhausted), the
         // future is dropped after the borrow ends, so its destructor may spawn or wake.
-        let key = alloc_task(|class| self.core.borrow_mut().pool.alloc(class), fut, 0);
+        let key = alloc_task(|class| self.core.borrow_mut().pool.alloc(class), fut, 0, at);
         self.core.borrow_mut().queue.push_back(key);
         JoinHandle::new(key)
     }
 
-    pub(crate) fn block_on<F: Future>(&self, fut: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, fut: F, at: &'static Location<'static>) -> F::Output {
         assert_not_nested();
         let _enter = context::enter(Ctx::Local(self));
         let signal = MainSignal::new(self.shared.clone());
-        let main_waker = Waker::from(signal.clone());
+        let main_waker = signal.waker();
         let mut cx = Context::from_waker(&main_waker);
         let mut fut = pin!(fut);
+        let watch = &self.shared.watch;
+        watch.main_foreign.store(false, SeqCst);
+        let mut main = deadlock::Main { at, note: 0, reported: false };
         loop {
             if signal.woken.swap(false, AcqRel) {
                 self.cx.budget.set(super::coop::BUDGET);
+                deadlock::begin_poll();
                 if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                     return v;
+                }
+                let (foreign, note) = deadlock::end_poll();
+                main.note = note;
+                main.reported = false;
+                if foreign {
+                    watch.main_foreign.store(true, SeqCst);
                 }
             }
             let mut ran = 0;
@@ -161,6 +236,9 @@ impl Scheduler {
                     None => break,
                 }
                 ran += 1;
+            }
+            if ran > 0 {
+                main.reported = false;
             }
             let pulled = self.pull_remote();
             let time = &self.shared.time;
@@ -177,8 +255,10 @@ impl Scheduler {
                     {
                         continue;
                     }
+                    self.check_deadlock(&mut main, &signal);
                     self.shared.parker.park();
                 } else {
+                    self.check_deadlock(&mut main, &signal);
                     match time.plan_park(None) {
                         Some(t) => self.shared.parker.park_timeout(t),
                         None => self.shared.parker.park(),
@@ -186,6 +266,25 @@ impl Scheduler {
                     let _ = time.after_park(None);
                 }
             }
+        }
+    }
+
+    /// About to park with nothing to run: if nothing can ever wake a task again, report it.
+    fn check_deadlock(&self, main: &mut deadlock::Main, signal: &MainSignal) {
+        let shared = &self.shared;
+        if main.reported
+            || !shared.watch.nothing_outside()
+            || shared.blocking_inflight.load(SeqCst) != 0
+            || !shared.injector.is_empty()
+            || signal.woken.load(SeqCst)
+            || shared.time.has_timers()
+            || !deadlock::only_our_threads(1 + shared.blocking.thread_count())
+        {
+            return;
+        }
+        if let Some(report) = deadlock::scan(self.owner, main) {
+            main.reported = true;
+            shared.watch.act(report);
         }
     }
 
@@ -283,5 +382,32 @@ impl std::fmt::Debug for Scheduler {
             d.field("queued", &core.queue.len()).field("lifo", &core.lifo.is_some());
         }
         d.field("shared", &self.shared).finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_waker_counts_its_arc_and_tells_a_clone_from_a_kept_copy() {
+        let blocking = crate::blocking::Pool::new(1, std::time::Duration::from_secs(1));
+        let signal = MainSignal::new(Shared::new(blocking, false, |_| None));
+        signal.woken.store(false, SeqCst);
+        let w = signal.waker();
+        assert_eq!(Arc::strong_count(&signal), 2);
+        deadlock::begin_poll();
+        let kept = deadlock::keep(&w);
+        assert!(!deadlock::end_poll().0, "an omni primitive's copy is not foreign");
+        assert_eq!(Arc::strong_count(&signal), 3);
+        let cloned = w.clone();
+        assert!(deadlock::end_poll().0, "a plain clone is foreign");
+        assert_eq!(Arc::strong_count(&signal), 4);
+        kept.wake_by_ref();
+        assert!(signal.woken.swap(false, SeqCst));
+        cloned.wake();
+        assert!(signal.woken.load(SeqCst));
+        drop((kept, w));
+        assert_eq!(Arc::strong_count(&signal), 1, "every copy gave its count back");
     }
 }

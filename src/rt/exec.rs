@@ -9,10 +9,15 @@
 //! No scheduler borrow may be held across these calls: polling, waking a join waker and
 //! dropping a future or output run user code, which may spawn or wake.
 
+use super::deadlock;
+use super::shared::Shared;
 use crate::task::raw::{self, Header};
-use crate::task::state::{End, Release, Snapshot, Start, COMPLETE, JOIN_INTEREST, OUTPUT, RUNNING};
+use crate::task::state::{
+    End, Release, Snapshot, Start, COMPLETE, FOREIGN, JOIN_INTEREST, OUTPUT, RUNNING,
+};
 use crate::task::{gen_of, index_of, key, table, waker};
 use std::cell::Cell;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::task::{Context, Poll};
 
 /// The task key meaning "no task is being polled".
@@ -41,6 +46,8 @@ impl PollCx {
 pub(crate) trait Exec {
     /// The per-poll state.
     fn poll_cx(&self) -> &PollCx;
+    /// The runtime's shared state.
+    fn shared(&self) -> &Shared;
     /// Queues a task whose poll ended with [`End::Reschedule`] (woken, yielded or cancelled
     /// during the poll), at the back.
     fn requeue(&self, key: u64, h: &Header);
@@ -77,13 +84,20 @@ pub(crate) fn run_task(e: &impl Exec, key: u64, h: *mut Header) {
             cx.budget.set(super::coop::BUDGET);
             let waker = waker::for_key(key);
             let mut task_cx = Context::from_waker(&waker);
+            deadlock::begin_poll();
             // SAFETY: `start_poll` made this thread the task's only poller; it is not complete.
             let res = unsafe { ((*header.vtable.get()).poll)(h, &mut task_cx) };
             cx.current_task.set(NO_TASK);
             match res {
                 Poll::Ready(()) => complete(e, key, h, true),
                 Poll::Pending => {
-                    if header.state.end_poll(gen, cx.yielded.get()) == End::Reschedule {
+                    let (foreign, note) = deadlock::end_poll();
+                    header.wait.store(note, Relaxed);
+                    // Only the poller sets FOREIGN, so this look cannot race with another set.
+                    if foreign && !header.state.load().has(FOREIGN) {
+                        e.shared().watch.foreign_tasks.fetch_add(1, SeqCst);
+                    }
+                    if header.state.end_poll(gen, cx.yielded.get(), foreign) == End::Reschedule {
                         e.requeue(key, header);
                     }
                 }
@@ -107,7 +121,10 @@ fn complete(e: &impl Exec, key: u64, h: *mut Header, has_output: bool) {
     // SAFETY: a live slot that the caller is running.
     let header = unsafe { &*h };
     let gen = gen_of(key);
-    let snap = header.state.complete(gen, has_output);
+    let (snap, was_foreign) = header.state.complete(gen, has_output);
+    if was_foreign {
+        e.shared().watch.foreign_tasks.fetch_sub(1, SeqCst);
+    }
     if !snap.has(RUNNING) {
         // Finished in one step: no join waker to wake. Free the slot if detached.
         if !snap.has(JOIN_INTEREST) {

@@ -9,6 +9,7 @@
 mod context;
 pub(crate) mod coop;
 mod current_thread;
+pub(crate) mod deadlock;
 mod exec;
 mod multi;
 mod park;
@@ -20,6 +21,7 @@ pub(crate) use context::{
     current_owner, current_shared, enter_blocking, free_completed, schedule, spend_budget,
     wake_task, with_shared,
 };
+pub use deadlock::{BlockedTask, DeadlockReport, OnDeadlock, WaitsOn};
 pub use runtime::{block_on, spawn, spawn_local, Builder, Handle, Runtime, TryCurrentError};
 pub(crate) use shared::Shared as RuntimeShared;
 pub use yield_now::{yield_now, YieldNow};
@@ -53,7 +55,7 @@ mod loom_remote {
             });
 
             // Owner: the poll returns Pending.
-            let mut polls_due = u32::from(state.end_poll(gen, false) == End::Reschedule);
+            let mut polls_due = u32::from(state.end_poll(gen, false, false) == End::Reschedule);
             if polls_due == 0 {
                 // Idle: drain the remote queue, park while it is empty.
                 loop {

@@ -2,6 +2,7 @@
 
 use super::context::{self, Ctx, Current};
 use super::current_thread::{assert_not_nested, MainSignal, Scheduler};
+use super::deadlock::{self, OnDeadlock};
 use super::multi::{MultiRuntime, MAX_WORKERS};
 use super::shared::Shared;
 use crate::task::JoinHandle;
@@ -9,10 +10,11 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::pin::pin;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// An omni runtime: a scheduler for green tasks.
@@ -103,10 +105,12 @@ impl Runtime {
     /// let rt = omni::Runtime::new().unwrap();
     /// assert_eq!(rt.block_on(async { "done" }), "done");
     /// ```
+    #[track_caller]
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let at = Location::caller();
         match &self.flavor {
-            Flavor::Current(s) => s.block_on(fut),
-            Flavor::Multi(m) => block_on_multi(&m.shared, fut),
+            Flavor::Current(s) => s.block_on(fut, at),
+            Flavor::Multi(m) => block_on_multi(&m.shared, fut, at),
         }
     }
 
@@ -120,6 +124,7 @@ impl Runtime {
     /// let h = rt.spawn(async { 7 });
     /// assert_eq!(rt.block_on(h).unwrap(), 7);
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -198,22 +203,71 @@ impl Runtime {
 }
 
 /// `block_on` for a multi-thread runtime: this thread polls `fut` and parks between polls.
-fn block_on_multi<F: Future>(shared: &Arc<Shared>, fut: F) -> F::Output {
+///
+/// Deadlock check: before parking, this thread says so (`main_parked`) and then looks whether
+/// every worker is parked; a worker that parks looks whether this thread is parked and, if
+/// nothing outside the tasks could wake them, unparks it to look. Both sides use `SeqCst`
+/// (store, then load the other's word), so at least one of them sees the other.
+fn block_on_multi<F: Future>(
+    shared: &Arc<Shared>,
+    fut: F,
+    at: &'static Location<'static>,
+) -> F::Output {
     assert_not_nested();
     let _enter = context::enter(Ctx::Main(Arc::as_ptr(shared)));
     let signal = MainSignal::new(shared.clone());
-    let main_waker = Waker::from(signal.clone());
+    let main_waker = signal.waker();
     let mut cx = Context::from_waker(&main_waker);
     let mut fut = pin!(fut);
+    let watch = &shared.watch;
+    watch.main_foreign.store(false, SeqCst);
+    let mut main = deadlock::Main { at, note: 0, reported: false };
     loop {
         if signal.woken.swap(false, AcqRel) {
+            deadlock::begin_poll();
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                 return v;
             }
-        } else {
-            shared.parker.park();
+            let (foreign, note) = deadlock::end_poll();
+            main.note = note;
+            main.reported = false;
+            if foreign {
+                watch.main_foreign.store(true, SeqCst);
+            }
+            continue;
         }
+        if !main.reported && watch.enabled.load(Relaxed) {
+            watch.main_parked.store(true, SeqCst);
+            if let Some(report) = check_multi(shared, &main, &signal) {
+                main.reported = true;
+                watch.main_parked.store(false, SeqCst);
+                watch.act(report);
+                continue;
+            }
+        }
+        shared.parker.park();
+        watch.main_parked.store(false, SeqCst);
     }
+}
+
+/// Whether a multi-thread runtime is deadlocked (see `block_on_multi`).
+fn check_multi(
+    shared: &Shared,
+    main: &deadlock::Main,
+    signal: &MainSignal,
+) -> Option<deadlock::DeadlockReport> {
+    let multi = shared.multi.as_ref()?;
+    if !multi.all_parked()
+        || !shared.watch.nothing_outside()
+        || shared.blocking_inflight.load(SeqCst) != 0
+        || multi.work_anywhere(&shared.injector)
+        || signal.woken.load(SeqCst)
+        || shared.time.has_timers()
+        || !deadlock::only_our_threads(1 + multi.workers.len() + shared.blocking.thread_count())
+    {
+        return None;
+    }
+    deadlock::scan(shared.owner_id(), main)
 }
 
 impl Drop for Runtime {
@@ -254,6 +308,7 @@ pub struct Builder {
     max_blocking_threads: usize,
     thread_keep_alive: Duration,
     start_paused: bool,
+    on_deadlock: OnDeadlock,
 }
 
 impl Builder {
@@ -266,6 +321,7 @@ impl Builder {
             max_blocking_threads: 512,
             thread_keep_alive: Duration::from_secs(10),
             start_paused: false,
+            on_deadlock: OnDeadlock::Panic,
         }
     }
 
@@ -370,6 +426,40 @@ impl Builder {
         self
     }
 
+    /// What `block_on` does when every task waits on omni primitives that only those tasks
+    /// could complete, and nothing else (a timer, a blocking job, an OS thread, a handle) could
+    /// wake any of them: panic with a report (the default), call a function, or wait on. See
+    /// [`OnDeadlock`] for the choices and what counts as a deadlock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use omni::{Builder, OnDeadlock};
+    ///
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let seen2 = seen.clone();
+    /// let rt = Builder::new_current_thread()
+    ///     .on_deadlock(OnDeadlock::call(move |report| {
+    ///         *seen2.lock().unwrap() = Some(report.tasks().len());
+    ///         panic!("stop here"); // or log it and let the runtime wait on
+    ///     }))
+    ///     .build()
+    ///     .unwrap();
+    /// let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     rt.block_on(async {
+    ///         let (_tx, rx) = omni::chan::bounded::<u8>(1);
+    ///         let _ = rx.recv().await; // `_tx` is right here, unused: this never ends
+    ///     })
+    /// }));
+    /// assert!(r.is_err());
+    /// assert_eq!(*seen.lock().unwrap(), Some(1));
+    /// ```
+    pub fn on_deadlock(&mut self, action: OnDeadlock) -> &mut Builder {
+        self.on_deadlock = action;
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
@@ -400,7 +490,8 @@ impl Builder {
             Flavor::Current(s) => s.shared.clone(),
             Flavor::Multi(m) => m.shared.clone(),
         };
-        Ok(Runtime { flavor, handle: Handle { shared }, closed: false, _not_send: PhantomData })
+        shared.watch.set_policy(self.on_deadlock.clone());
+        Ok(Runtime { flavor, handle: Handle::new(shared), closed: false, _not_send: PhantomData })
     }
 }
 
@@ -414,9 +505,32 @@ impl Builder {
 /// let h = std::thread::spawn(move || handle.spawn(async { 5 })).join().unwrap();
 /// assert_eq!(rt.block_on(h).unwrap(), 5);
 /// ```
-#[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// A handle; the runtime counts its handles (one may spawn from another thread, so a
+    /// runtime with a handle out is never reported deadlocked).
+    fn new(shared: Arc<Shared>) -> Handle {
+        shared.watch.handles.fetch_add(1, SeqCst);
+        Handle { shared }
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Handle {
+        Handle::new(self.shared.clone())
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.shared.watch.handles.fetch_sub(1, SeqCst) == 2 {
+            // Only the runtime's own handle is left: let `block_on` look again.
+            self.shared.parker.unpark();
+        }
+    }
 }
 
 /// The error of [`Handle::try_current`]: no omni runtime is running on this thread.
@@ -455,7 +569,7 @@ impl Handle {
     /// The handle of the runtime running on this thread, or an error outside one.
     pub fn try_current() -> Result<Handle, TryCurrentError> {
         let shared = context::current_shared().ok_or(TryCurrentError(()))?;
-        Ok(Handle { shared })
+        Ok(Handle::new(shared))
     }
 
     /// Runs `f` on the runtime's blocking pool, from any thread: [`spawn_blocking`] through a
@@ -484,15 +598,17 @@ impl Handle {
     }
 
     /// Spawns a `Send` task on the runtime, from any thread.
+    #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        let at = Location::caller();
         context::with(|c| match c {
-            Current::Local(s) if Arc::ptr_eq(&s.shared, &self.shared) => s.spawn(fut),
-            Current::Worker(w) if Arc::ptr_eq(&w.shared, &self.shared) => w.spawn(fut),
-            _ => self.shared.spawn_remote(fut),
+            Current::Local(s) if Arc::ptr_eq(&s.shared, &self.shared) => s.spawn(fut, at),
+            Current::Worker(w) if Arc::ptr_eq(&w.shared, &self.shared) => w.spawn(fut, at),
+            _ => self.shared.spawn_remote(fut, at),
         })
     }
 }
@@ -524,15 +640,17 @@ fn outside(what: &str) -> ! {
 ///     assert_eq!(h.await.unwrap(), "hi");
 /// });
 /// ```
+#[track_caller]
 pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    let at = Location::caller();
     context::with(|c| match c {
-        Current::Local(s) => s.spawn(fut),
-        Current::Worker(w) => w.spawn(fut),
-        Current::Main(s) | Current::Blocking(s) => s.spawn_remote(fut),
+        Current::Local(s) => s.spawn(fut, at),
+        Current::Worker(w) => w.spawn(fut, at),
+        Current::Main(s) | Current::Blocking(s) => s.spawn_remote(fut, at),
         Current::None => outside("spawn"),
     })
 }
@@ -557,13 +675,15 @@ where
 ///     assert_eq!(h.await.unwrap(), 6);
 /// });
 /// ```
+#[track_caller]
 pub fn spawn_local<F>(fut: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
 {
+    let at = Location::caller();
     context::with(|c| match c {
-        Current::Local(s) => s.spawn(fut),
-        Current::Worker(w) => w.spawn_pinned(fut),
+        Current::Local(s) => s.spawn(fut, at),
+        Current::Worker(w) => w.spawn_pinned(fut, at),
         Current::Main(_) => panic!(
             "omni::spawn_local called in a multi-thread runtime's block_on future, which runs \
              on no worker: spawn a task with omni::spawn and call spawn_local from inside it, \
@@ -588,6 +708,7 @@ where
 /// ```
 /// assert_eq!(omni::block_on(async { 40 + 2 }), 42);
 /// ```
+#[track_caller]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     Runtime::new().expect("omni: could not create a runtime").block_on(fut)
 }

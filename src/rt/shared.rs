@@ -6,6 +6,7 @@
 //! chunk names the `Shared` of the runtime that owns it, and a foreign thread reaches it through
 //! the table's reader protocol, which keeps it alive while the thread is inside the chunk.
 
+use super::deadlock::Watch;
 use super::multi::MultiShared;
 use super::park::Parker;
 use crate::blocking::Pool as BlockingPool;
@@ -15,7 +16,8 @@ use crate::task::{key, JoinHandle};
 use crate::time::TimeDriver;
 use crossbeam_queue::SegQueue;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A message to a runtime from a thread that cannot touch its run queues directly.
@@ -26,6 +28,8 @@ pub(crate) enum Remote {
     /// A join handle dropped elsewhere gave up a completed task: free its slot.
     Free(u64),
 }
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The part of a runtime that other threads may touch.
 pub(crate) struct Shared {
@@ -48,6 +52,11 @@ pub(crate) struct Shared {
     pub(crate) blocking_inflight: std::sync::atomic::AtomicUsize,
     /// The clock and the timer wheel.
     pub(crate) time: TimeDriver,
+    /// What a deadlock check needs (see `deadlock.rs`).
+    pub(crate) watch: Watch,
+    /// A process-unique id (never 0), for channels to know their runtime without keeping a
+    /// pointer that a later runtime could reuse.
+    pub(crate) id: u64,
 }
 
 impl Shared {
@@ -69,6 +78,8 @@ impl Shared {
                 blocking,
                 blocking_inflight: std::sync::atomic::AtomicUsize::new(0),
                 time: TimeDriver::new(start_paused),
+                watch: Watch::new(),
+                id: NEXT_ID.fetch_add(1, Relaxed),
             }
         })
     }
@@ -99,7 +110,11 @@ impl Shared {
     }
 
     /// Spawns from a thread that runs no scheduler of this runtime.
-    pub(crate) fn spawn_remote<F>(&self, fut: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn_remote<F>(
+        &self,
+        fut: F,
+        at: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -112,7 +127,7 @@ impl Shared {
         }
         // The lock is held until the task is written, so shutdown (which sets the flag under
         // the lock) sees every task spawned before it.
-        let key = alloc_task(|class| pool.alloc(class), fut, 0);
+        let key = alloc_task(|class| pool.alloc(class), fut, 0, at);
         drop(pool);
         self.push(Remote::Run(key), 0);
         JoinHandle::new(key)
@@ -137,11 +152,13 @@ impl std::fmt::Debug for Shared {
 }
 
 /// Writes `fut` into a fresh slot from `alloc` (a pool's `alloc`) and returns the task's key.
-/// The task starts `SCHEDULED` with a join interest, pinned to `pin`; the caller queues it.
+/// The task starts `SCHEDULED` with a join interest, pinned to `pin`, spawned at `at`; the
+/// caller queues it.
 pub(crate) fn alloc_task<F: Future>(
     mut alloc: impl FnMut(usize) -> (u32, *mut Header),
     fut: F,
     pin: u32,
+    at: &'static Location<'static>,
 ) -> u64 {
     let (index, h, gen);
     match raw::class_of::<F>() {
@@ -157,6 +174,9 @@ pub(crate) fn alloc_task<F: Future>(
         }
     }
     // SAFETY: `h` is the header of the slot just initialised.
-    gen = unsafe { (*h).state.occupy(pin) };
+    gen = unsafe {
+        (*h).set_spawned_at(at);
+        (*h).state.occupy(pin)
+    };
     key(index, gen)
 }

@@ -2,7 +2,8 @@
 
 use super::raw::Panic;
 use super::state::{Release, Wake, COMPLETE, JOIN_WAKER, OUTPUT};
-use super::{gen_of, with_slot};
+use super::{gen_of, index_of, with_slot, Access};
+use crate::rt::deadlock::keep;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -262,6 +263,7 @@ impl<T> JoinHandle<T> {
                         .as_ref()
                         .is_some_and(|w| w.will_wake(cx.waker()));
                     if same {
+                        note_join(key, access);
                         return Poll::Pending;
                     }
                     if let Err(now) = h.state.unset_join_waker(gen) {
@@ -270,9 +272,12 @@ impl<T> JoinHandle<T> {
                     }
                 }
                 // SAFETY: JOIN_WAKER is clear, so the scheduler does not touch the field.
-                unsafe { *h.join_waker.get() = Some(cx.waker().clone()) };
+                unsafe { *h.join_waker.get() = Some(keep(cx.waker())) };
                 match h.state.set_join_waker(gen) {
-                    Ok(()) => return Poll::Pending,
+                    Ok(()) => {
+                        note_join(key, access);
+                        return Poll::Pending;
+                    }
                     Err(now) => s = now,
                 }
             }
@@ -306,6 +311,12 @@ impl<T> JoinHandle<T> {
             }
         });
     }
+}
+
+/// Notes a wait on the task `key` for a deadlock report: foreign if that task belongs to a
+/// runtime other than the one polling the handle.
+fn note_join(key: u64, access: Access) {
+    crate::rt::deadlock::note_join(index_of(key), matches!(access, Access::Foreign(_)));
 }
 
 impl<T> Future for JoinHandle<T> {

@@ -1,7 +1,7 @@
 //! Green tasks: futures stored inline in the slots of generational regions.
 //!
-//! A spawned future is written into a slot of its runtime's task pool beside a 32-byte header
-//! (state word with generation, vtable, join waker). Slots never move, so the future is pinned
+//! A spawned future is written into a slot of its runtime's task pool beside a 48-byte header
+//! (state word with generation, vtable, join waker, spawn site, wait note). Slots never move, so the future is pinned
 //! in place; a finished task's slot is reused by the next spawn of its size class, so spawning
 //! and joining in steady state allocates nothing. Futures too big for the largest class are
 //! boxed.

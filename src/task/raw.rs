@@ -3,7 +3,7 @@
 //! Layout of a slot (`#[repr(C)]`, 16-byte aligned):
 //!
 //! ```text
-//! | Header (32 bytes): state word | vtable | join waker | stage (future, then output) ... |
+//! | Header (48 bytes): state word | vtable | join waker | spawn site | wait note | stage ... |
 //! ```
 //!
 //! The stage is a union: the future while the task runs, `thread::Result<T>` once the state
@@ -25,9 +25,10 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::{self, ManuallyDrop};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, Waker};
 
 /// The fixed part of every task slot.
@@ -36,13 +37,34 @@ pub(crate) struct Header {
     pub(crate) state: State,
     pub(crate) vtable: UnsafeCell<&'static Vtable>,
     pub(crate) join_waker: UnsafeCell<Option<Waker>>,
+    /// Where the task was spawned (`Location` address), for task dumps and deadlock reports.
+    /// Written before the slot is published as occupied; relaxed: it is only ever reported.
+    spawned_at: AtomicPtr<Location<'static>>,
+    /// What the task's last `Pending` poll waited on (see `rt/deadlock.rs`); relaxed, written
+    /// by the poller, read by a deadlock check.
+    pub(crate) wait: AtomicU64,
+}
+
+impl Header {
+    /// Records the spawn site of the task about to occupy this slot (owner only).
+    pub(crate) fn set_spawned_at(&self, at: &'static Location<'static>) {
+        self.spawned_at.store(at as *const Location<'static> as *mut Location<'static>, Relaxed);
+        self.wait.store(0, Relaxed);
+    }
+
+    /// The spawn site of the task in this slot, if one was recorded.
+    pub(crate) fn spawned_at(&self) -> Option<&'static Location<'static>> {
+        let p = self.spawned_at.load(Relaxed);
+        // SAFETY: the field only ever holds null or a `&'static Location<'static>` address.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
 }
 
 /// Bytes before the stage.
 pub(crate) const STAGE_OFFSET: usize = mem::size_of::<Header>();
 
 /// Slot sizes of the size classes (header included), smallest first.
-pub(crate) const CLASSES: [usize; 10] = [48, 64, 80, 96, 128, 160, 224, 288, 544, 1056];
+pub(crate) const CLASSES: [usize; 10] = [64, 80, 96, 112, 144, 176, 240, 304, 560, 1072];
 
 /// A panic payload, as `std::thread::Result` carries it.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
@@ -303,6 +325,8 @@ pub(crate) unsafe fn init_vacant(slot: *mut u8, gen: u32) {
                 state: State::vacant(gen),
                 vtable: UnsafeCell::new(&NOOP),
                 join_waker: UnsafeCell::new(None),
+                spawned_at: AtomicPtr::new(ptr::null_mut()),
+                wait: AtomicU64::new(0),
             },
         )
     };
@@ -313,14 +337,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_is_32_bytes_and_zst_future_fits_smallest_class() {
-        assert_eq!(STAGE_OFFSET, 32);
+    fn header_is_48_bytes_and_zst_future_fits_smallest_class() {
+        assert_eq!(STAGE_OFFSET, 48);
         assert_eq!(
             class_of::<std::future::Pending<()>>(),
             Some(0),
-            "a zero-sized task fits 48 bytes"
+            "a zero-sized task fits 64 bytes"
         );
-        assert_eq!(CLASSES[0], 48);
+        assert_eq!(CLASSES[0], 64);
         // A 128-byte future with a small output stays inline.
         #[allow(dead_code)] // only its size matters
         struct Big([u8; 128]);

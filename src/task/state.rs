@@ -37,8 +37,13 @@ pub(crate) const JOIN_INTEREST: u32 = 1 << 5;
 /// The join waker field holds a waker, and the scheduler owns it (the handle may not write it).
 pub(crate) const JOIN_WAKER: u32 = 1 << 6;
 /// With `COMPLETE`: the stage holds an output (a value or a panic) not yet taken. Kept as a
-/// bit rather than an `Option` in the stage so a zero-sized task fits the 48-byte class.
+/// bit rather than an `Option` in the stage so a zero-sized task fits the smallest class.
 pub(crate) const OUTPUT: u32 = 1 << 7;
+/// Something other than an omni primitive of this runtime may wake the task: a poll cloned its
+/// waker, or registered it with a primitive that can be completed from outside (see
+/// `rt/deadlock.rs`). Set by the poller in [`State::end_poll`], kept until completion; a
+/// deadlock check never reports such a task's runtime.
+pub(crate) const FOREIGN: u32 = 1 << 8;
 
 /// The flag bits from here up hold a *pin*: `worker index + 1` for a task spawned with
 /// `spawn_local` on a multi-thread runtime, which only that worker may poll or drop; 0 for a task
@@ -76,7 +81,7 @@ impl Snapshot {
 
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(u32, &str); 8] = [
+        const NAMES: [(u32, &str); 9] = [
             (SCHEDULED, "SCHEDULED"),
             (RUNNING, "RUNNING"),
             (NOTIFIED, "NOTIFIED"),
@@ -85,6 +90,7 @@ impl fmt::Debug for Snapshot {
             (JOIN_INTEREST, "JOIN_INTEREST"),
             (JOIN_WAKER, "JOIN_WAKER"),
             (OUTPUT, "OUTPUT"),
+            (FOREIGN, "FOREIGN"),
         ];
         write!(f, "State {{ gen: {}, ", self.generation())?;
         if self.pin() != 0 {
@@ -261,32 +267,34 @@ impl State {
         })
     }
 
-    /// The poll returned `Pending`. `yielded` asks for a reschedule regardless of wakers.
+    /// The poll returned `Pending`. `yielded` asks for a reschedule regardless of wakers;
+    /// `foreign` sets [`FOREIGN`].
     #[inline]
-    pub(crate) fn end_poll(&self, gen: u32, yielded: bool) -> End {
+    pub(crate) fn end_poll(&self, gen: u32, yielded: bool, foreign: bool) -> End {
+        let mark = if foreign { FOREIGN } else { 0 };
         self.update(gen, |s| {
             debug_assert!(s.has(RUNNING), "end_poll of a task not running: {s:?}");
             if yielded || s.has(NOTIFIED) || s.has(CANCELLED) {
-                Ok((s.with(SCHEDULED, RUNNING | NOTIFIED), End::Reschedule))
+                Ok((s.with(SCHEDULED | mark, RUNNING | NOTIFIED), End::Reschedule))
             } else {
-                Ok((s.with(0, RUNNING), End::Idle))
+                Ok((s.with(mark, RUNNING), End::Idle))
             }
         })
     }
 
     /// The future finished (or was dropped by a cancel); the stage now holds the output if
     /// `has_output`. Returns the state after the transition, for the caller to read
-    /// `JOIN_INTEREST` and `JOIN_WAKER`.
+    /// `JOIN_INTEREST` and `JOIN_WAKER`, and whether the task was [`FOREIGN`] (cleared here).
     #[inline]
-    pub(crate) fn complete(&self, gen: u32, has_output: bool) -> Snapshot {
+    pub(crate) fn complete(&self, gen: u32, has_output: bool) -> (Snapshot, bool) {
         let out = if has_output { OUTPUT } else { 0 };
         self.update(gen, |s| {
             // With a join waker to read, RUNNING stays until `finish_complete`, so nobody frees
             // the slot during the read. Without one (none can be registered after COMPLETE),
             // the completion is finished in this one step.
             let done = if s.has(JOIN_INTEREST | JOIN_WAKER) { 0 } else { RUNNING };
-            let next = s.with(COMPLETE | out, NOTIFIED | SCHEDULED | done);
-            Ok((next, next))
+            let next = s.with(COMPLETE | out, NOTIFIED | SCHEDULED | FOREIGN | done);
+            Ok((next, (next, s.has(FOREIGN))))
         })
     }
 
@@ -365,6 +373,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn foreign_is_kept_until_completion_reports_it() {
+        let s = State::vacant(0);
+        let g = s.occupy(0);
+        assert_eq!(s.start_poll(g), Start::Poll);
+        assert_eq!(s.end_poll(g, false, true), End::Idle);
+        assert!(s.load().has(FOREIGN));
+        assert_eq!(s.wake(g), Wake::Schedule);
+        assert_eq!(s.start_poll(g), Start::Poll);
+        assert_eq!(s.end_poll(g, false, false), End::Idle);
+        assert!(s.load().has(FOREIGN), "a later quiet poll does not clear it");
+        assert_eq!(s.wake(g), Wake::Schedule);
+        assert_eq!(s.start_poll(g), Start::Poll);
+        let (snap, was) = s.complete(g, false);
+        assert!(was, "completion reports the mark so the runtime's count goes down once");
+        assert!(!snap.has(FOREIGN));
+    }
+
+    #[test]
     fn lifecycle_and_stale_generation() {
         let s = State::vacant(0);
         let g = s.occupy(0);
@@ -372,13 +398,13 @@ mod tests {
         assert_eq!(s.start_poll(g), Start::Poll);
         assert_eq!(s.wake(g), Wake::Nothing, "a wake while running only notifies");
         assert!(s.load().has(NOTIFIED));
-        assert_eq!(s.end_poll(g, false), End::Reschedule);
+        assert_eq!(s.end_poll(g, false, false), End::Reschedule);
         assert_eq!(s.wake(g), Wake::Nothing, "already scheduled");
         assert_eq!(s.start_poll(g), Start::Poll);
-        assert_eq!(s.end_poll(g, false), End::Idle);
+        assert_eq!(s.end_poll(g, false, false), End::Idle);
         assert_eq!(s.wake(g), Wake::Schedule);
         assert_eq!(s.start_poll(g), Start::Poll);
-        let snap = s.complete(g, true);
+        let (snap, _) = s.complete(g, true);
         assert!(snap.has(COMPLETE | JOIN_INTEREST));
         assert_eq!(s.wake(g), Wake::Nothing, "no wake after completion");
         assert!(!snap.has(RUNNING), "no join waker to read: completion is one step");
@@ -399,7 +425,7 @@ mod tests {
         let s = State::vacant(4);
         let g = s.occupy(0);
         assert_eq!(s.start_poll(g), Start::Poll);
-        assert_eq!(s.end_poll(g, false), End::Idle);
+        assert_eq!(s.end_poll(g, false, false), End::Idle);
         assert_eq!(s.cancel(g), Wake::Schedule);
         assert_eq!(s.cancel(g), Wake::Nothing);
         assert_eq!(s.start_poll(g), Start::Cancel);
@@ -433,7 +459,7 @@ mod loom_tests {
             assert_eq!(s.start_poll(g), Start::Poll);
             let s2 = s.clone();
             let t = loom::thread::spawn(move || s2.wake(g));
-            let end = s.end_poll(g, false);
+            let end = s.end_poll(g, false, false);
             let woke = t.join().unwrap();
             let queued = (end == End::Reschedule) as u32 + (woke == Wake::Schedule) as u32;
             assert_eq!(queued, 1, "exactly one queue entry after one wake");
@@ -450,7 +476,7 @@ mod loom_tests {
             s.start_poll(g);
             let s2 = s.clone();
             let t = loom::thread::spawn(move || s2.set_join_waker(g).is_ok());
-            let snap = s.complete(g, true);
+            let (snap, _) = s.complete(g, true);
             let registered = t.join().unwrap();
             if registered {
                 assert!(snap.has(JOIN_WAKER), "a registered waker must be seen by completion");
@@ -479,7 +505,7 @@ mod loom_tests {
                 }
                 false
             });
-            let snap = s.complete(g, true);
+            let (snap, _) = s.complete(g, true);
             if snap.has(JOIN_INTEREST | JOIN_WAKER) {
                 // SAFETY (model): RUNNING keeps the slot from being freed during this read.
                 let w = waker_cell.with(|p| unsafe { *p });
@@ -521,7 +547,7 @@ mod loom_tests {
             s.start_poll(g);
             let s2 = s.clone();
             let t = loom::thread::spawn(move || s2.cancel(g));
-            let end = s.end_poll(g, false);
+            let end = s.end_poll(g, false, false);
             let c = t.join().unwrap();
             assert!(end == End::Reschedule || c == Wake::Schedule);
             assert_eq!(s.start_poll(g), Start::Cancel);

@@ -169,6 +169,12 @@ pub(crate) fn split(index: u32) -> (u32, usize) {
     (index >> SLOT_BITS, (index as usize) & (SLOTS_PER_CHUNK - 1))
 }
 
+/// The ids of the published chunks that `owner` owns (a deadlock check walks them; rare).
+pub(crate) fn chunks_owned_by(owner: *const ()) -> Vec<u32> {
+    let next = IDS.lock().unwrap_or_else(|e| e.into_inner()).next;
+    (0..next).filter(|&id| entry(id).is_some_and(|e| e.is_owned_by(owner))).collect()
+}
+
 /// The entry for `chunk_id`, if its block was ever allocated.
 #[inline]
 pub(crate) fn entry(chunk_id: u32) -> Option<&'static Entry> {

@@ -11,7 +11,10 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
 
+/// `Waker::clone`: someone other than an omni primitive keeps the waker (omni primitives copy
+/// it with `rt::deadlock::keep`), so the task may be woken from outside omni.
 fn clone(data: *const ()) -> RawWaker {
+    crate::rt::deadlock::mark_foreign();
     RawWaker::new(data, &VTABLE)
 }
 

@@ -161,9 +161,34 @@ impl Builder {
             std_builder = std_builder.stack_size(size);
         }
         let (cell, completer) = Completion::new();
-        let native = std_builder.spawn(move || main(f, completer))?;
+        // A runtime that starts an OS thread is never reported deadlocked while the thread
+        // lives: the thread may hold channel ends and complete any wait.
+        let parent = crate::rt::current_shared().map(Alive::new);
+        let native = std_builder.spawn(move || {
+            let _alive = parent;
+            main(f, completer)
+        })?;
         let thread = native.thread().clone();
         Ok(JoinHandle { cell, native: Some(native), thread })
+    }
+}
+
+/// Counts an omni thread in the runtime that started it, until the thread ends (after it
+/// published its outcome, so a task joining it is woken before the count drops).
+struct Alive(std::sync::Arc<crate::rt::RuntimeShared>);
+
+impl Alive {
+    fn new(shared: std::sync::Arc<crate::rt::RuntimeShared>) -> Alive {
+        shared.watch.threads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Alive(shared)
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.watch.threads.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        // The runtime may have parked without a deadlock check because of this thread.
+        self.0.parker.unpark();
     }
 }
 

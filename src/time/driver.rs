@@ -201,7 +201,7 @@ impl TimeDriver {
         }
         // A new waker: clone it outside the lock (a foreign waker's clone is user code).
         drop(guard);
-        let new = waker.clone();
+        let new = crate::rt::deadlock::keep(waker);
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(w) = inner.wheel.payload_mut(key) else {
@@ -303,6 +303,11 @@ impl TimeDriver {
         }
         self.process();
         held && worker.is_some() && self.next_due.load(SeqCst) != NEVER
+    }
+
+    /// Whether any timer is armed (a deadlock check: a timer will wake someone).
+    pub(crate) fn has_timers(&self) -> bool {
+        self.lock().wheel.next_deadline().is_some()
     }
 
     /// With the clock paused and nothing else to do: jumps the clock to the next deadline and

@@ -178,7 +178,7 @@ impl Sleep {
                 if rt.time.now() >= deadline {
                     return Poll::Ready(());
                 }
-                let key = rt.time.insert(&rt, deadline, cx.waker().clone());
+                let key = rt.time.insert(&rt, deadline, crate::rt::deadlock::keep(cx.waker()));
                 this.entry = Some(Registered { rt, key });
                 Poll::Pending
             }

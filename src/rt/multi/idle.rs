@@ -103,6 +103,11 @@ impl Idle {
         searching_now && searching(prev) == 1
     }
 
+    /// Whether every worker is parked (none unparked).
+    pub(crate) fn all_parked(&self) -> bool {
+        unparked(self.state.load(SeqCst)) == 0
+    }
+
     /// Worker `id` woke up. If it is still listed as sleeping (it was unparked directly, for a
     /// pinned task or shutdown, not by [`Idle::worker_to_notify`]), it takes itself off the list
     /// and counts as unparked but not searching: returns false. Returns true if a notifier

@@ -105,8 +105,13 @@ impl MultiShared {
     }
 
     /// Whether any queue a worker could take work from looks non-empty.
-    fn work_anywhere(&self, injector: &SegQueue<Remote>) -> bool {
+    pub(crate) fn work_anywhere(&self, injector: &SegQueue<Remote>) -> bool {
         !injector.is_empty() || self.workers.iter().any(|w| !w.run.is_empty())
+    }
+
+    /// Whether every worker is parked with an empty inbox (a deadlock check's first look).
+    pub(crate) fn all_parked(&self) -> bool {
+        self.idle.all_parked() && self.workers.iter().all(|w| w.inbox.is_empty())
     }
 
     fn take_spare(&self, class: usize) -> Option<Vec<u32>> {
@@ -184,7 +189,7 @@ impl MultiRuntime {
             }
         }
         let _enter = super::context::enter(super::context::Ctx::Main(Arc::as_ptr(&self.shared)));
-        let sink = Drain { owner: self.shared.owner_id(), cx: PollCx::new() };
+        let sink = Drain { owner: self.shared.owner_id(), shared: &self.shared, cx: PollCx::new() };
         let mut pools =
             std::mem::take(&mut *self.multi().retired.lock().unwrap_or_else(|e| e.into_inner()));
         loop {
@@ -233,14 +238,18 @@ impl std::fmt::Debug for MultiRuntime {
 
 /// The executor of the final shutdown pass: nothing is polled, and slots are not reused (their
 /// chunks are freed right after).
-struct Drain {
+struct Drain<'a> {
     owner: *const (),
+    shared: &'a Shared,
     cx: PollCx,
 }
 
-impl Exec for Drain {
+impl Exec for Drain<'_> {
     fn poll_cx(&self) -> &PollCx {
         &self.cx
+    }
+    fn shared(&self) -> &Shared {
+        self.shared
     }
     fn requeue(&self, _: u64, _: &Header) {}
     fn release(&self, _: u32, _: u32, _: u32) {}

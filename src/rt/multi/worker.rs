@@ -24,7 +24,7 @@ use crate::task::JoinHandle;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
@@ -228,6 +228,15 @@ impl Worker {
             // itself) to take it.
             multi.notify_parked();
         }
+        let watch = &self.shared.watch;
+        if watch.main_parked.load(SeqCst)
+            && multi.all_parked()
+            && watch.nothing_outside()
+            && self.shared.blocking_inflight.load(SeqCst) == 0
+        {
+            // Maybe the last worker to park while every task waits: let `block_on` look.
+            self.shared.parker.unpark();
+        }
         let time = &self.shared.time;
         match time.plan_park(Some(self.index)) {
             Some(timeout) => self.me().parker.park_timeout(timeout),
@@ -256,7 +265,7 @@ impl Worker {
     }
 
     /// Spawns a stealable task from this worker: it goes to the local ring.
-    pub(crate) fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(&self, fut: F, at: &'static Location<'static>) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -265,20 +274,24 @@ impl Worker {
             drop(fut);
             return JoinHandle::refused();
         }
-        let key = alloc_task(|class| self.alloc(class), fut, 0);
+        let key = alloc_task(|class| self.alloc(class), fut, 0, at);
         self.push_back(key);
         self.multi().notify_parked();
         JoinHandle::new(key)
     }
 
     /// Spawns a task pinned to this worker (it may be `!Send`).
-    pub(crate) fn spawn_pinned<F: Future + 'static>(&self, fut: F) -> JoinHandle<F::Output> {
+    pub(crate) fn spawn_pinned<F: Future + 'static>(
+        &self,
+        fut: F,
+        at: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
         if self.shared.shutdown.load(Relaxed) {
             drop(fut);
             return JoinHandle::refused();
         }
         let key =
-            alloc_task(|class| self.core.borrow_mut().pinned_pool.alloc(class), fut, self.pin);
+            alloc_task(|class| self.core.borrow_mut().pinned_pool.alloc(class), fut, self.pin, at);
         self.core.borrow_mut().pinned.push_back(key);
         JoinHandle::new(key)
     }
@@ -348,6 +361,10 @@ impl Worker {
 impl Exec for Worker {
     fn poll_cx(&self) -> &PollCx {
         &self.cx
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     fn requeue(&self, key: u64, h: &Header) {
