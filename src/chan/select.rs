@@ -604,6 +604,7 @@ impl<R> Select<'_, R> {
             }
         }
         this.arms.iter().for_each(|a| a.note());
+        crate::rt::deadlock::note_arms(this.arms.len());
         Poll::Pending
     }
 }

@@ -214,7 +214,7 @@ impl Scheduler {
         loop {
             if signal.woken.swap(false, AcqRel) {
                 self.cx.budget.set(super::coop::BUDGET);
-                deadlock::begin_poll();
+                deadlock::begin_poll(self.shared.id);
                 if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                     return v;
                 }
@@ -396,7 +396,7 @@ mod tests {
         signal.woken.store(false, SeqCst);
         let w = signal.waker();
         assert_eq!(Arc::strong_count(&signal), 2);
-        deadlock::begin_poll();
+        deadlock::begin_poll(1);
         let kept = deadlock::keep(&w);
         assert!(!deadlock::end_poll().0, "an omni primitive's copy is not foreign");
         assert_eq!(Arc::strong_count(&signal), 3);

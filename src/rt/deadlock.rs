@@ -159,7 +159,7 @@ impl BlockedTask {
         self.spawned_at
     }
 
-    /// What the task waits on (for a `select`, its first arm).
+    /// What the task waits on (for a `select`, one of its arms).
     pub fn waits_on(&self) -> &WaitsOn {
         &self.waits_on
     }
@@ -275,7 +275,7 @@ fn decode(note: u64, index_to_id: impl Fn(u32) -> Option<Id>) -> (WaitsOn, usize
         // address by `Origin::note` (user space addresses fit 48 bits; checked there).
         unsafe { &*(payload as usize as *const Location<'static>) }
     };
-    let w = match (note >> KIND_SHIFT) as u8 {
+    let w = match ((note >> KIND_SHIFT) & 0x7f) as u8 {
         1 => WaitsOn::Recv { channel: loc() },
         2 => WaitsOn::Send { channel: loc() },
         3 => WaitsOn::Oneshot { channel: loc() },
@@ -286,61 +286,71 @@ fn decode(note: u64, index_to_id: impl Fn(u32) -> Option<Id>) -> (WaitsOn, usize
     (w, others)
 }
 
-/// What the poll running on this thread did with its waker.
+/// Set in the poll word when the poll was foreign: the waker was cloned (by something other
+/// than an omni primitive), or registered with a primitive that may be completed from outside
+/// the runtime.
+const FOREIGN_BIT: u64 = 1 << 63;
+
+/// What the poll running on this thread did with its waker: one word (the first wait noted,
+/// with the count of further ones, and [`FOREIGN_BIT`]) and the id of the polling runtime.
 struct PollNote {
-    /// The waker was cloned (by something other than an omni primitive), or registered with a
-    /// primitive that may be completed from outside the runtime.
-    foreign: Cell<bool>,
-    /// The first wait registered (0: none), with the count of further ones.
-    note: Cell<u64>,
+    word: Cell<u64>,
+    runtime: Cell<u64>,
 }
 
 thread_local! {
-    static POLL: PollNote = const { PollNote { foreign: Cell::new(false), note: Cell::new(0) } };
+    static POLL: PollNote =
+        const { PollNote { word: Cell::new(0), runtime: Cell::new(0) } };
 }
 
 /// Called by the `clone` of an omni task waker and of the `block_on` waker: someone other than
 /// an omni primitive keeps the waker.
 #[inline]
 pub(crate) fn mark_foreign() {
-    POLL.with(|p| p.foreign.set(true));
+    POLL.with(|p| p.word.set(p.word.get() | FOREIGN_BIT));
 }
 
-/// Before polling a task (or the `block_on` future) on this thread.
+/// Before the runtime with id `runtime` polls a task (or its `block_on` future) on this thread.
 #[inline]
-pub(crate) fn begin_poll() {
+pub(crate) fn begin_poll(runtime: u64) {
     POLL.with(|p| {
-        p.foreign.set(false);
-        p.note.set(0);
+        p.word.set(0);
+        p.runtime.set(runtime);
     });
 }
 
 /// After the poll: whether it was foreign, and its note.
 #[inline]
 pub(crate) fn end_poll() -> (bool, u64) {
-    POLL.with(|p| (p.foreign.get(), p.note.get()))
+    let w = POLL.with(|p| p.word.get());
+    (w & FOREIGN_BIT != 0, w & !FOREIGN_BIT)
 }
 
-/// Records a wait of this poll.
+/// Records a wait of this poll (`word`, 0 for none worth naming; the last one noted wins),
+/// marking the poll foreign too if `foreign`.
 #[inline]
-fn note(word: u64) {
+fn record(p: &PollNote, word: u64, foreign: bool) {
+    let mark = (p.word.get() & FOREIGN_BIT) | if foreign { FOREIGN_BIT } else { 0 };
+    p.word.set(word | mark);
+}
+
+/// A `select` parked on `arms` arms (after each arm noted its wait): records the count of the
+/// others in the note.
+pub(crate) fn note_arms(arms: usize) {
+    let others = (arms.saturating_sub(1)).min(0xff) as u64;
     POLL.with(|p| {
-        let cur = p.note.get();
-        if cur == 0 {
-            p.note.set(word);
-        } else if (cur >> OTHERS_SHIFT) & 0xff != 0xff {
-            p.note.set(cur + (1 << OTHERS_SHIFT));
+        let w = p.word.get();
+        if w & !FOREIGN_BIT != 0 {
+            p.word.set((w & !(0xff << OTHERS_SHIFT)) | (others << OTHERS_SHIFT));
         }
     });
 }
 
 /// A primitive registered a waker: notes a join of the task with key index `index`; `foreign`
 /// if that task belongs to another runtime.
+#[inline]
 pub(crate) fn note_join(index: u32, foreign: bool) {
-    if foreign {
-        mark_foreign();
-    }
-    note(encode(Kind::Join, u64::from(index)));
+    POLL.with(|p| record(p, encode(Kind::Join, u64::from(index)), foreign));
 }
 
 /// A copy of `w` for an omni primitive to keep: an omni task waker is copied without calling its
@@ -386,18 +396,16 @@ impl Origin {
     /// if the channel may be completed from outside the runtime polling it.
     #[inline]
     pub(crate) fn note(&self, kind: Kind) {
-        // Created on another runtime, whose tasks may hold its ends (created outside any
-        // runtime is fine: the creating thread is either in `block_on` now, or another thread,
-        // which the thread count sees).
-        if self.external.load(Relaxed)
-            || (self.home != 0 && self.home != super::context::runtime_id())
-        {
-            mark_foreign();
-        }
         let addr = self.site as *const Location<'static> as usize as u64;
-        if addr <= PAYLOAD {
-            note(encode(kind, addr));
-        }
+        let home = self.home;
+        let external = self.external.load(Relaxed);
+        POLL.with(|p| {
+            // Created on another runtime, whose tasks may hold its ends (created outside any
+            // runtime is fine: the creating thread is either in `block_on` now, or another
+            // thread, which the thread count sees).
+            let foreign = external || (home != 0 && home != p.runtime.get());
+            record(p, if addr <= PAYLOAD { encode(kind, addr) } else { 0 }, foreign);
+        });
     }
 }
 
@@ -543,16 +551,17 @@ mod tests {
     #[test]
     fn notes_round_trip_and_count_other_arms() {
         let at = Location::caller();
-        begin_poll();
+        begin_poll(1);
         let origin = Origin { site: at, home: u64::MAX, external: AtomicBool::new(false) };
-        origin.note(Kind::Recv);
         origin.note(Kind::Send);
+        origin.note(Kind::Recv);
+        note_arms(2);
         let (foreign, word) = end_poll();
         assert!(foreign, "a channel of another runtime may be completed from outside");
         let (w, others) = decode(word, |_| None);
-        assert_eq!(w, WaitsOn::Recv { channel: at });
+        assert_eq!(w, WaitsOn::Recv { channel: at }, "the last arm noted is named");
         assert_eq!(others, 1);
-        begin_poll();
+        begin_poll(1);
         note_join(7, false);
         let (foreign, word) = end_poll();
         assert!(!foreign);
@@ -585,7 +594,7 @@ mod tests {
     #[test]
     fn cloning_an_omni_waker_marks_the_poll_foreign_but_keep_does_not() {
         let w = crate::task::waker::for_key(crate::task::key(3, 1));
-        begin_poll();
+        begin_poll(1);
         let kept = keep(&w);
         assert!(!end_poll().0, "keep must not count as a foreign clone");
         let cloned = w.clone();

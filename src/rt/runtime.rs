@@ -224,7 +224,7 @@ fn block_on_multi<F: Future>(
     let mut main = deadlock::Main { at, note: 0, reported: false };
     loop {
         if signal.woken.swap(false, AcqRel) {
-            deadlock::begin_poll();
+            deadlock::begin_poll(shared.id);
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                 return v;
             }
