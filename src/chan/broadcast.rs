@@ -32,6 +32,7 @@
 //! state. A send wakes every parked receiver, in batches of 32 outside the lock.
 
 use crate::chan::error::SendError;
+use crate::chan::waiters::keep_waker;
 use crate::loom::{Condvar, Mutex, MutexGuard};
 use crate::rt::coop;
 use std::fmt;
@@ -626,9 +627,9 @@ impl<T> Receiver<T> {
                 let waiter = self.waiter;
                 match &mut ring.waiters[waiter].waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
-                    Some(w) => w.clone_from(cx.waker()),
+                    Some(w) => *w = keep_waker(cx.waker()),
                     slot @ None => {
-                        *slot = Some(cx.waker().clone());
+                        *slot = Some(keep_waker(cx.waker()));
                         ring.parked += 1;
                     }
                 }

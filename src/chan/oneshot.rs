@@ -30,6 +30,7 @@
 //!   notified through the condition variable, which is signalled only while one waits.
 
 use crate::chan::error::{RecvError, TryRecvError};
+use crate::chan::waiters::keep_waker;
 use crate::loom::{Condvar, Mutex, MutexGuard};
 use crate::rt::coop;
 use std::fmt;
@@ -238,7 +239,7 @@ impl<T> Sender<T> {
 fn store_waker(slot: &mut Option<Waker>, w: &Waker) {
     match slot {
         Some(old) if old.will_wake(w) => {}
-        slot => *slot = Some(w.clone()),
+        slot => *slot = Some(keep_waker(w)),
     }
 }
 

@@ -37,10 +37,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::core::{fire, Chan, State};
+use super::core::{fire, fire_all, Chan, State};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::mpmc::{Receiver, Sender};
-use super::waiters::{Status, Wake};
+use super::waiters::{keep_waker, Status, Wake};
 use crate::loom::{AtomicUsize, Mutex, Ordering::*};
 use crate::time::Sleep;
 
@@ -70,7 +70,7 @@ impl Token {
 
     /// Wakes the select (after a channel committed one of its arms).
     pub(crate) fn wake(&self) {
-        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(keep_waker);
         if let Some(w) = w {
             w.wake();
         }
@@ -79,7 +79,7 @@ impl Token {
     fn set_waker(&self, new: &Waker) {
         let mut w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
         if !w.as_ref().is_some_and(|w| w.will_wake(new)) {
-            *w = Some(new.clone());
+            *w = Some(keep_waker(new));
         }
     }
 }
@@ -196,7 +196,7 @@ impl<T: Send, R, F: FnOnce(Result<T, RecvError>) -> R + Send> Arm<R> for RecvArm
                         let v = st.slab.free(i).0.expect("a served receiver holds its value");
                         let wakes = st.served_freed();
                         drop(st);
-                        wakes.into_iter().for_each(|w| fire(Some(w)));
+                        fire_all(wakes);
                         Ok(v)
                     }
                     Status::Closed => {
