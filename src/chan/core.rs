@@ -16,12 +16,13 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
+use super::lock::{Lock, LockGuard};
 use super::waiters::{keep_waker, Entry, Queue, Slab, Status, Wake};
-use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering::*};
+use crate::loom::{AtomicUsize, Ordering::*};
 
 /// One channel: the state behind its lock and the handle counts.
 pub(crate) struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: Lock<State<T>>,
     pub(crate) senders: AtomicUsize,
     pub(crate) receivers: AtomicUsize,
 }
@@ -230,7 +231,7 @@ pub(crate) enum Seen<T> {
 impl<T> Chan<T> {
     pub(crate) fn new(cap: usize) -> Chan<T> {
         Chan {
-            state: Mutex::new(State {
+            state: Lock::new(State {
                 buf: VecDeque::with_capacity(cap.min(1024)),
                 cap,
                 closed: false,
@@ -245,8 +246,8 @@ impl<T> Chan<T> {
     }
 
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> LockGuard<'_, State<T>> {
+        self.state.lock()
     }
 
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
