@@ -75,7 +75,7 @@ impl<T> State<T> {
         self.give_to_parked_receiver(v)
     }
 
-    #[inline]
+    #[inline(always)]
     fn give_to_parked_receiver(&mut self, v: T) -> Result<Option<Wake>, T> {
         while let Some(i) = self.slab.pop_front(&mut self.recvq) {
             let e = self.slab.get(i);
@@ -305,7 +305,7 @@ impl<T> Chan<T> {
     }
 
     /// Looks at the waiter entry `i`, freeing it unless it is still queued.
-    #[inline]
+    #[inline(always)]
     fn look(st: &mut State<T>, i: u32, waker: Option<&Waker>) -> Seen<T> {
         let e = st.slab.get(i);
         match e.status {

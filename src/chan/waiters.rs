@@ -106,7 +106,7 @@ impl<T> Slab<T> {
     }
 
     /// A fresh entry, queued at the back of `q`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, q: &mut Queue, value: Option<T>, wake: Wake) -> u32 {
         let i = if self.free != NIL {
             let i = self.free;
