@@ -17,13 +17,14 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
-use super::waiters::{Entry, Queue, Slab, Status, Wake};
-use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering::*};
-use crate::rt::deadlock::{keep, Kind, Origin};
+use super::lock::{Lock, LockGuard};
+use super::waiters::{keep_waker, Entry, Queue, Slab, Status, Wake};
+use crate::loom::{AtomicUsize, Ordering::*};
+use crate::rt::deadlock::{Kind, Origin};
 
 /// One channel: the state behind its lock and the handle counts.
 pub(crate) struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: Lock<State<T>>,
     pub(crate) senders: AtomicUsize,
     pub(crate) receivers: AtomicUsize,
     /// Where it was created, for deadlock reports.
@@ -45,11 +46,18 @@ pub(crate) struct State<T> {
 }
 
 /// Fires a wake taken out of the state, after the lock is released.
+#[inline]
 pub(crate) fn fire(w: Option<Wake>) {
-    match w {
-        Some(Wake::Task(w)) => w.wake(),
-        Some(Wake::Select(token, _)) => token.wake(),
-        None => {}
+    if let Some(w) = w {
+        w.fire();
+    }
+}
+
+/// Fires the wakes taken out of the state, after the lock is released.
+#[inline]
+pub(crate) fn fire_all(wakes: Vec<Wake>) {
+    if !wakes.is_empty() {
+        wakes.into_iter().for_each(Wake::fire);
     }
 }
 
@@ -63,7 +71,16 @@ fn claim<T>(e: &mut Entry<T>) -> bool {
 
 impl<T> State<T> {
     /// Hands `v` to the first parked receiver that can take it; `Err(v)` if none.
+    #[inline]
     pub(crate) fn give_to_receiver(&mut self, v: T) -> Result<Option<Wake>, T> {
+        if self.recvq.is_empty() {
+            return Err(v);
+        }
+        self.give_to_parked_receiver(v)
+    }
+
+    #[inline(always)]
+    fn give_to_parked_receiver(&mut self, v: T) -> Result<Option<Wake>, T> {
         while let Some(i) = self.slab.pop_front(&mut self.recvq) {
             let e = self.slab.get(i);
             if !claim(e) {
@@ -80,7 +97,15 @@ impl<T> State<T> {
     }
 
     /// Takes the value of the first parked sender that can give one: that send completes.
+    #[inline]
     pub(crate) fn take_from_sender(&mut self) -> Option<(T, Option<Wake>)> {
+        if self.sendq.is_empty() {
+            return None;
+        }
+        self.take_from_parked_sender()
+    }
+
+    fn take_from_parked_sender(&mut self) -> Option<(T, Option<Wake>)> {
         while let Some(i) = self.slab.pop_front(&mut self.sendq) {
             let e = self.slab.get(i);
             if !claim(e) {
@@ -135,6 +160,7 @@ impl<T> State<T> {
 
     /// A served receiver entry was freed (its value returned or passed on): once the last
     /// one is gone on a closed channel, receivers parked meanwhile learn it is drained.
+    #[inline]
     pub(crate) fn served_freed(&mut self) -> Vec<Wake> {
         self.in_flight -= 1;
         if self.drained() {
@@ -211,7 +237,7 @@ impl<T> Chan<T> {
     pub(crate) fn new(cap: usize) -> Chan<T> {
         Chan {
             origin: Origin::here(),
-            state: Mutex::new(State {
+            state: Lock::new(State {
                 buf: VecDeque::with_capacity(cap.min(1024)),
                 cap,
                 closed: false,
@@ -226,8 +252,8 @@ impl<T> Chan<T> {
     }
 
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> LockGuard<'_, State<T>> {
+        self.state.lock()
     }
 
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
@@ -248,9 +274,7 @@ impl<T> Chan<T> {
         let was = st.closed;
         let wakes = st.close();
         drop(st);
-        for w in wakes {
-            fire(Some(w));
-        }
+        fire_all(wakes);
         !was
     }
 
@@ -260,9 +284,7 @@ impl<T> Chan<T> {
         let wakes = st.close();
         let buf = std::mem::take(&mut st.buf);
         drop(st);
-        for w in wakes {
-            fire(Some(w));
-        }
+        fire_all(wakes);
         drop(buf);
     }
 
@@ -289,13 +311,14 @@ impl<T> Chan<T> {
     }
 
     /// Looks at the waiter entry `i`, freeing it unless it is still queued.
+    #[inline(always)]
     fn look(st: &mut State<T>, i: u32, waker: Option<&Waker>) -> Seen<T> {
         let e = st.slab.get(i);
         match e.status {
             Status::Queued => {
                 if let (Some(Wake::Task(w)), Some(new)) = (&mut e.wake, waker) {
                     if !w.will_wake(new) {
-                        *w = keep(new);
+                        *w = keep_waker(new);
                     }
                 }
                 Seen::Waiting
@@ -337,7 +360,7 @@ impl<T> Chan<T> {
                     *slot = None;
                     let wakes = st.served_freed();
                     drop(st);
-                    wakes.into_iter().for_each(|w| fire(Some(w)));
+                    fire_all(wakes);
                     return Poll::Ready(Ok(v.expect("a served receiver holds its value")));
                 }
                 // Closed: drain what is left (a value passed back by a dropped receiver).
@@ -353,7 +376,7 @@ impl<T> Chan<T> {
             Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError)),
             Err(TryRecvError::Empty) => {
                 let st = &mut *st;
-                *slot = Some(st.slab.push(&mut st.recvq, None, Wake::Task(keep(cx.waker()))));
+                *slot = Some(st.slab.push(&mut st.recvq, None, Wake::Task(keep_waker(cx.waker()))));
                 Poll::Pending
             }
         }
@@ -409,7 +432,7 @@ impl<T> Chan<T> {
             }
             Err(TrySendError::Full(v)) => {
                 let st = &mut *st;
-                let w = Wake::Task(keep(cx.waker()));
+                let w = Wake::Task(keep_waker(cx.waker()));
                 *slot = Some(st.slab.push(&mut st.sendq, Some(v), w));
                 Poll::Pending
             }
@@ -419,8 +442,14 @@ impl<T> Chan<T> {
     /// A receive that may still be parked is dropped: its entry goes away, and a value it was
     /// served but never saw is passed on (to the next parked receiver, else to the front of
     /// the buffer), so nothing is consumed and no other receiver sleeps beside a value.
+    #[inline]
     pub(crate) fn cancel_recv(&self, slot: &mut Option<u32>) {
-        let Some(i) = slot.take() else { return };
+        if let Some(i) = slot.take() {
+            self.cancel_parked_recv(i);
+        }
+    }
+
+    fn cancel_parked_recv(&self, i: u32) {
         let (held, wake, wakes) = {
             let mut guard = self.lock();
             let st = &mut *guard;
@@ -448,13 +477,19 @@ impl<T> Chan<T> {
         };
         drop(held);
         fire(wake);
-        wakes.into_iter().for_each(|w| fire(Some(w)));
+        fire_all(wakes);
     }
 
     /// A send that may still be parked is dropped: if its entry is still queued it is
     /// removed, so the value is delivered to no one (it drops with the future).
+    #[inline]
     pub(crate) fn cancel_send(&self, slot: &mut Option<u32>) {
-        let Some(i) = slot.take() else { return };
+        if let Some(i) = slot.take() {
+            self.cancel_parked_send(i);
+        }
+    }
+
+    fn cancel_parked_send(&self, i: u32) {
         let held = {
             let mut st = self.lock();
             let st = &mut *st;

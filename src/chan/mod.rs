@@ -32,7 +32,10 @@
 //! # Design
 //!
 //! One lock per channel guards the buffer (`VecDeque`, capacity kept), the two FIFO queues
-//! of parked waiters and the closed flag (`core.rs`). A parked waiter is an entry in a slab
+//! of parked waiters and the closed flag (`core.rs`). It is a spin lock that yields its CPU
+//! after a few spins (`lock.rs`): the critical sections are short and run no user code but
+//! waker clones and drops, and its unlock is a plain store where a `Mutex` needs an atomic
+//! swap. A parked waiter is an entry in a slab
 //! reused from a free list (`waiters.rs`), owned by the future that parked it: the channel
 //! only unlinks entries and marks them served, so parking and handing off allocate nothing in
 //! steady state. A sender serves a parked receiver by writing the value into its entry and
@@ -45,6 +48,7 @@ mod blocking;
 pub mod broadcast;
 mod core;
 mod error;
+mod lock;
 mod mpmc;
 pub mod oneshot;
 mod select;

@@ -37,12 +37,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::core::{fire, Chan, State};
+use super::core::{fire, fire_all, Chan, State};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::mpmc::{Receiver, Sender};
-use super::waiters::{Status, Wake};
+use super::waiters::{keep_waker, Status, Wake};
 use crate::loom::{AtomicUsize, Mutex, Ordering::*};
-use crate::rt::deadlock::{keep, Kind};
+use crate::rt::deadlock::Kind;
 use crate::time::Sleep;
 
 /// `selected` before any arm committed.
@@ -71,7 +71,7 @@ impl Token {
 
     /// Wakes the select (after a channel committed one of its arms).
     pub(crate) fn wake(&self) {
-        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(keep_waker);
         if let Some(w) = w {
             w.wake();
         }
@@ -80,7 +80,7 @@ impl Token {
     fn set_waker(&self, new: &Waker) {
         let mut w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
         if !w.as_ref().is_some_and(|w| w.will_wake(new)) {
-            *w = Some(keep(new));
+            *w = Some(keep_waker(new));
         }
     }
 }
@@ -203,7 +203,7 @@ impl<T: Send, R, F: FnOnce(Result<T, RecvError>) -> R + Send> Arm<R> for RecvArm
                         let v = st.slab.free(i).0.expect("a served receiver holds its value");
                         let wakes = st.served_freed();
                         drop(st);
-                        wakes.into_iter().for_each(|w| fire(Some(w)));
+                        fire_all(wakes);
                         Ok(v)
                     }
                     Status::Closed => {

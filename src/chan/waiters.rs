@@ -40,6 +40,25 @@ pub(crate) enum Wake {
     Select(Arc<Token>, usize),
 }
 
+impl Wake {
+    /// Wakes whoever waits (after the channel lock is released).
+    pub(crate) fn fire(self) {
+        match self {
+            Wake::Task(w) => w.wake(),
+            Wake::Select(token, _) => token.wake(),
+        }
+    }
+}
+
+/// The one place the channels keep a copy of a waker (a parked entry, a select's or a
+/// oneshot's or a broadcast receiver's slot): an omni task's waker is copied without its
+/// `clone`, so keeping it does not mark the task as wakeable from outside omni (see
+/// `rt/deadlock.rs`).
+#[inline]
+pub(crate) fn keep_waker(w: &Waker) -> Waker {
+    crate::rt::deadlock::keep(w)
+}
+
 pub(crate) struct Entry<T> {
     prev: u32,
     next: u32,
@@ -82,11 +101,13 @@ impl<T> Slab<T> {
         self.live
     }
 
+    #[inline]
     pub(crate) fn get(&mut self, i: u32) -> &mut Entry<T> {
         &mut self.entries[i as usize]
     }
 
     /// A fresh entry, queued at the back of `q`.
+    #[inline(always)]
     pub(crate) fn push(&mut self, q: &mut Queue, value: Option<T>, wake: Wake) -> u32 {
         let i = if self.free != NIL {
             let i = self.free;
@@ -121,6 +142,7 @@ impl<T> Slab<T> {
     }
 
     /// Unlinks the head of `q` (leaving its status to the caller).
+    #[inline]
     pub(crate) fn pop_front(&mut self, q: &mut Queue) -> Option<u32> {
         let i = q.head;
         if i == NIL {
@@ -131,6 +153,7 @@ impl<T> Slab<T> {
     }
 
     /// Unlinks entry `i` from `q`.
+    #[inline]
     pub(crate) fn unlink(&mut self, q: &mut Queue, i: u32) {
         let (prev, next) = {
             let e = &mut self.entries[i as usize];
@@ -154,6 +177,7 @@ impl<T> Slab<T> {
 
     /// Returns an unlinked entry to the free list, with what it still held (dropped by the
     /// caller after the lock is released).
+    #[inline]
     pub(crate) fn free(&mut self, i: u32) -> (Option<T>, Option<Wake>) {
         let e = &mut self.entries[i as usize];
         debug_assert_ne!(e.status, Status::Queued, "freeing a queued waiter");
