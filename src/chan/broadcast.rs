@@ -32,10 +32,9 @@
 //! state. A send wakes every parked receiver, in batches of 32 outside the lock.
 
 use crate::chan::error::SendError;
-use crate::chan::waiters::keep_waker;
 use crate::loom::{Condvar, Mutex, MutexGuard};
 use crate::rt::coop;
-use crate::rt::deadlock::{Kind, Origin};
+use crate::rt::deadlock::{keep, Kind, Origin};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -633,9 +632,9 @@ impl<T> Receiver<T> {
                 let waiter = self.waiter;
                 match &mut ring.waiters[waiter].waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
-                    Some(w) => *w = keep_waker(cx.waker()),
+                    Some(w) => *w = keep(cx.waker()),
                     slot @ None => {
-                        *slot = Some(keep_waker(cx.waker()));
+                        *slot = Some(keep(cx.waker()));
                         ring.parked += 1;
                     }
                 }

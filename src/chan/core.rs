@@ -8,19 +8,19 @@
 //! - the buffer holds at most `cap` values, plus one per receiver that was served a value and
 //!   dropped before it saw it (the value goes back to the front, see [`Chan::cancel_recv`]).
 //!
-//! No user code runs under the lock except `Waker::clone` (of a foreign waker), `will_wake`
-//! and waker drops: values
-//! taken out of the state are dropped and wakers are woken after the guard is released, so a
-//! `T` whose destructor uses the same channel cannot deadlock.
+//! No user code runs under the lock except `Waker::clone` (of a foreign waker; an omni task's
+//! waker is copied by `rt::deadlock::keep`), `will_wake` and waker drops: values taken out of
+//! the state are dropped and wakers are woken after the guard is released, so a `T` whose
+//! destructor uses the same channel cannot deadlock.
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::lock::{Lock, LockGuard};
-use super::waiters::{keep_waker, Entry, Queue, Slab, Status, Wake};
+use super::waiters::{Entry, Queue, Slab, Status, Wake};
 use crate::loom::{AtomicUsize, Ordering::*};
-use crate::rt::deadlock::{Kind, Origin};
+use crate::rt::deadlock::{keep, Kind, Origin};
 
 /// One channel: the state behind its lock and the handle counts.
 pub(crate) struct Chan<T> {
@@ -318,7 +318,7 @@ impl<T> Chan<T> {
             Status::Queued => {
                 if let (Some(Wake::Task(w)), Some(new)) = (&mut e.wake, waker) {
                     if !w.will_wake(new) {
-                        *w = keep_waker(new);
+                        *w = keep(new);
                     }
                 }
                 Seen::Waiting
@@ -376,7 +376,7 @@ impl<T> Chan<T> {
             Err(TryRecvError::Closed) => Poll::Ready(Err(RecvError)),
             Err(TryRecvError::Empty) => {
                 let st = &mut *st;
-                *slot = Some(st.slab.push(&mut st.recvq, None, Wake::Task(keep_waker(cx.waker()))));
+                *slot = Some(st.slab.push(&mut st.recvq, None, Wake::Task(keep(cx.waker()))));
                 Poll::Pending
             }
         }
@@ -432,7 +432,7 @@ impl<T> Chan<T> {
             }
             Err(TrySendError::Full(v)) => {
                 let st = &mut *st;
-                let w = Wake::Task(keep_waker(cx.waker()));
+                let w = Wake::Task(keep(cx.waker()));
                 *slot = Some(st.slab.push(&mut st.sendq, Some(v), w));
                 Poll::Pending
             }

@@ -30,10 +30,9 @@
 //!   notified through the condition variable, which is signalled only while one waits.
 
 use crate::chan::error::{RecvError, TryRecvError};
-use crate::chan::waiters::keep_waker;
 use crate::loom::{Condvar, Mutex, MutexGuard};
 use crate::rt::coop;
-use crate::rt::deadlock::{Kind, Origin};
+use crate::rt::deadlock::{keep, Kind, Origin};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -246,7 +245,7 @@ impl<T> Sender<T> {
 fn store_waker(slot: &mut Option<Waker>, w: &Waker) {
     match slot {
         Some(old) if old.will_wake(w) => {}
-        slot => *slot = Some(keep_waker(w)),
+        slot => *slot = Some(keep(w)),
     }
 }
 

@@ -40,9 +40,9 @@ use std::time::Duration;
 use super::core::{fire, fire_all, Chan, State};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::mpmc::{Receiver, Sender};
-use super::waiters::{keep_waker, Status, Wake};
+use super::waiters::{Status, Wake};
 use crate::loom::{AtomicUsize, Mutex, Ordering::*};
-use crate::rt::deadlock::Kind;
+use crate::rt::deadlock::{keep, Kind};
 use crate::time::Sleep;
 
 /// `selected` before any arm committed.
@@ -71,7 +71,7 @@ impl Token {
 
     /// Wakes the select (after a channel committed one of its arms).
     pub(crate) fn wake(&self) {
-        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(keep_waker);
+        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(keep);
         if let Some(w) = w {
             w.wake();
         }
@@ -80,7 +80,7 @@ impl Token {
     fn set_waker(&self, new: &Waker) {
         let mut w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
         if !w.as_ref().is_some_and(|w| w.will_wake(new)) {
-            *w = Some(keep_waker(new));
+            *w = Some(keep(new));
         }
     }
 }

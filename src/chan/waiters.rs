@@ -50,15 +50,6 @@ impl Wake {
     }
 }
 
-/// The one place the channels keep a copy of a waker (a parked entry, a select's or a
-/// oneshot's or a broadcast receiver's slot): an omni task's waker is copied without its
-/// `clone`, so keeping it does not mark the task as wakeable from outside omni (see
-/// `rt/deadlock.rs`).
-#[inline]
-pub(crate) fn keep_waker(w: &Waker) -> Waker {
-    crate::rt::deadlock::keep(w)
-}
-
 pub(crate) struct Entry<T> {
     prev: u32,
     next: u32,

@@ -97,23 +97,42 @@ unsafe fn main_copy(data: *const ()) -> RawWaker {
 }
 
 /// `Waker::clone`: someone other than an omni primitive keeps the waker.
+///
+/// # Safety
+///
+/// As for [`main_copy`] (the vtable is only reached through such a waker).
 unsafe fn main_clone(data: *const ()) -> RawWaker {
     super::deadlock::mark_foreign();
     // SAFETY: called by `Waker::clone` on a live waker with this vtable.
     unsafe { main_copy(data) }
 }
 
+/// `Waker::wake`.
+///
+/// # Safety
+///
+/// `data` is the data of a live waker with `MAIN_VTABLE`, which this consumes (its count).
 unsafe fn main_wake(data: *const ()) {
     // SAFETY: waking by value consumes the waker's strong count.
     let signal = unsafe { Arc::from_raw(data as *const MainSignal) };
     signal.signal();
 }
 
+/// `Waker::wake_by_ref`.
+///
+/// # Safety
+///
+/// `data` is the data of a live waker with `MAIN_VTABLE`.
 unsafe fn main_wake_by_ref(data: *const ()) {
     // SAFETY: the waker is live, so its `Arc` is.
     unsafe { &*(data as *const MainSignal) }.signal();
 }
 
+/// `Waker::drop`.
+///
+/// # Safety
+///
+/// `data` is the data of a live waker with `MAIN_VTABLE`, which this ends (its count).
 unsafe fn main_drop(data: *const ()) {
     // SAFETY: dropping the waker releases its strong count, once.
     drop(unsafe { Arc::from_raw(data as *const MainSignal) });
@@ -208,21 +227,12 @@ impl Scheduler {
         let main_waker = signal.waker();
         let mut cx = Context::from_waker(&main_waker);
         let mut fut = pin!(fut);
-        let watch = &self.shared.watch;
-        watch.main_foreign.store(false, SeqCst);
-        let mut main = deadlock::Main { at, note: 0, reported: false };
+        let mut main = deadlock::Main::start(&self.shared, at);
         loop {
             if signal.woken.swap(false, AcqRel) {
                 self.cx.budget.set(super::coop::BUDGET);
-                deadlock::begin_poll(self.shared.id);
-                if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                if let Poll::Ready(v) = main.poll(&self.shared, fut.as_mut(), &mut cx) {
                     return v;
-                }
-                let (foreign, note) = deadlock::end_poll();
-                main.note = note;
-                main.reported = false;
-                if foreign {
-                    watch.main_foreign.store(true, SeqCst);
                 }
             }
             let mut ran = 0;
@@ -271,20 +281,13 @@ impl Scheduler {
 
     /// About to park with nothing to run: if nothing can ever wake a task again, report it.
     fn check_deadlock(&self, main: &mut deadlock::Main, signal: &MainSignal) {
-        let shared = &self.shared;
-        if main.reported
-            || !shared.watch.nothing_outside()
-            || shared.blocking_inflight.load(SeqCst) != 0
-            || !shared.injector.is_empty()
-            || signal.woken.load(SeqCst)
-            || shared.time.has_timers()
-            || !deadlock::only_our_threads(1 + shared.blocking.thread_count())
-        {
+        // This thread is the runtime's only one besides its blocking pool.
+        if main.reported || signal.woken.load(SeqCst) || !self.shared.nothing_can_wake(1) {
             return;
         }
         if let Some(report) = deadlock::scan(self.owner, main) {
             main.reported = true;
-            shared.watch.act(report);
+            self.shared.watch.act(report);
         }
     }
 

@@ -45,13 +45,16 @@
 //! That is why any thread outside the runtime turns the check off, rather than risk a report
 //! on a program that was only waiting.
 
+use super::shared::Shared;
 use crate::task::Id;
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
 use std::panic::Location;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 /// What a runtime does when it finds itself deadlocked (see [`Builder::on_deadlock`]).
 ///
@@ -446,8 +449,8 @@ impl Watch {
         *self.policy.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
 
-    /// The cheap half of the check: nothing outside the tasks can wake them (timers, blocking
-    /// jobs and other threads are asked by the caller).
+    /// What the runtime's counts say: no foreign task or `block_on` future, no handle out, no
+    /// omni thread alive (`Shared::quiet_outside` adds the rest).
     pub(crate) fn nothing_outside(&self) -> bool {
         self.enabled.load(Relaxed)
             && !self.main_foreign.load(SeqCst)
@@ -499,6 +502,34 @@ pub(crate) struct Main {
     pub(crate) note: u64,
     /// A report was made and no task or future ran since.
     pub(crate) reported: bool,
+}
+
+impl Main {
+    /// A `block_on` called at `at` starts on `shared`: its future is not foreign yet.
+    pub(crate) fn start(shared: &Shared, at: &'static Location<'static>) -> Main {
+        shared.watch.main_foreign.store(false, SeqCst);
+        Main { at, note: 0, reported: false }
+    }
+
+    /// Polls the `block_on` future, noting what it waits on and whether it is foreign.
+    pub(crate) fn poll<F: Future>(
+        &mut self,
+        shared: &Shared,
+        fut: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        begin_poll(shared.id);
+        let r = fut.poll(cx);
+        if r.is_pending() {
+            let (foreign, note) = end_poll();
+            self.note = note;
+            self.reported = false;
+            if foreign {
+                shared.watch.main_foreign.store(true, SeqCst);
+            }
+        }
+        r
+    }
 }
 
 /// Looks at every task of the runtime `owner` (whose thread the caller is): returns the report

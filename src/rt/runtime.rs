@@ -220,19 +220,11 @@ fn block_on_multi<F: Future>(
     let mut cx = Context::from_waker(&main_waker);
     let mut fut = pin!(fut);
     let watch = &shared.watch;
-    watch.main_foreign.store(false, SeqCst);
-    let mut main = deadlock::Main { at, note: 0, reported: false };
+    let mut main = deadlock::Main::start(shared, at);
     loop {
         if signal.woken.swap(false, AcqRel) {
-            deadlock::begin_poll(shared.id);
-            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            if let Poll::Ready(v) = main.poll(shared, fut.as_mut(), &mut cx) {
                 return v;
-            }
-            let (foreign, note) = deadlock::end_poll();
-            main.note = note;
-            main.reported = false;
-            if foreign {
-                watch.main_foreign.store(true, SeqCst);
             }
             continue;
         }
@@ -257,13 +249,11 @@ fn check_multi(
     signal: &MainSignal,
 ) -> Option<deadlock::DeadlockReport> {
     let multi = shared.multi.as_ref()?;
+    // Its threads: the workers and this one, besides the blocking pool.
     if !multi.all_parked()
-        || !shared.watch.nothing_outside()
-        || shared.blocking_inflight.load(SeqCst) != 0
         || multi.work_anywhere(&shared.injector)
         || signal.woken.load(SeqCst)
-        || shared.time.has_timers()
-        || !deadlock::only_our_threads(1 + multi.workers.len() + shared.blocking.thread_count())
+        || !shared.nothing_can_wake(1 + multi.workers.len())
     {
         return None;
     }

@@ -133,6 +133,22 @@ impl Shared {
         JoinHandle::new(key)
     }
 
+    /// A deadlock check's cheap look (the last worker to park takes it): nothing outside the
+    /// tasks (a foreign waker, a handle, an omni thread, a blocking job) can wake them.
+    pub(crate) fn quiet_outside(&self) -> bool {
+        self.watch.nothing_outside() && self.blocking_inflight.load(SeqCst) == 0
+    }
+
+    /// A deadlock check's full look from the `block_on` thread of a runtime with `own_threads`
+    /// threads besides its blocking pool: also no remote message queued, no timer armed, and
+    /// no other thread in the process.
+    pub(crate) fn nothing_can_wake(&self, own_threads: usize) -> bool {
+        self.quiet_outside()
+            && self.injector.is_empty()
+            && !self.time.has_timers()
+            && super::deadlock::only_our_threads(own_threads + self.blocking.thread_count())
+    }
+
     /// Marks the runtime shut down: from now on spawns are refused. Returns whether it already
     /// was.
     pub(crate) fn begin_shutdown(&self) -> bool {

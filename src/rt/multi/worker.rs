@@ -228,11 +228,9 @@ impl Worker {
             // itself) to take it.
             multi.notify_parked();
         }
-        let watch = &self.shared.watch;
-        if watch.main_parked.load(SeqCst)
+        if self.shared.watch.main_parked.load(SeqCst)
             && multi.all_parked()
-            && watch.nothing_outside()
-            && self.shared.blocking_inflight.load(SeqCst) == 0
+            && self.shared.quiet_outside()
         {
             // Maybe the last worker to park while every task waits: let `block_on` look.
             self.shared.parker.unpark();
