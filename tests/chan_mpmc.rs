@@ -601,41 +601,8 @@ fn closed_channel_is_not_drained_while_a_served_receiver_may_pass_back() {
 
 // ---- No allocation per message or per park ------------------------------------------------
 
-/// Counts the allocations of the thread that switched counting on (libtest's other threads
-/// allocate at any time).
-struct CountingAlloc;
-
-thread_local! {
-    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    static ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-fn count_alloc() {
-    if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
-        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
-    }
-}
-
-// SAFETY: forwards to `System`, only counting.
-unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.realloc(ptr, layout, new) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+#[path = "common/alloc_count.rs"]
+mod alloc_count;
 
 #[test]
 fn ping_pong_allocates_nothing_in_steady_state() {
@@ -658,11 +625,10 @@ fn ping_pong_allocates_nothing_in_steady_state() {
                 }
             };
             round(100).await; // warm up: slab entries, queues, continuation cells
-            COUNTING.with(|c| c.set(true));
-            ALLOCS.with(|a| a.set(0));
+            let before = alloc_count::now();
             round(1000).await;
-            COUNTING.with(|c| c.set(false));
-            assert_eq!(ALLOCS.with(|a| a.get()), 0, "{k:?}: allocations in 1000 round trips");
+            let allocs = alloc_count::now() - before;
+            assert_eq!(allocs, 0, "{k:?}: allocations in 1000 round trips");
             drop(tx1);
             echo.await.unwrap();
         });

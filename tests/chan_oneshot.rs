@@ -296,50 +296,8 @@ fn debug_shows_the_state() {
     );
 }
 
-/// Counts the heap allocations of the thread that asks (libtest's other threads allocate at
-/// any time, so the count is per thread).
-mod alloc_count {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    struct Counting;
-
-    thread_local! {
-        static COUNT: Cell<usize> = const { Cell::new(0) };
-    }
-
-    fn bump() {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-
-    // SAFETY: forwards to `System`, only counting.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            bump();
-            // SAFETY: same contract as ours.
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: same contract as ours.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-            bump();
-            // SAFETY: same contract as ours.
-            unsafe { System.realloc(ptr, layout, new) }
-        }
-    }
-
-    #[global_allocator]
-    static GLOBAL: Counting = Counting;
-
-    /// The allocations this thread made while running `f`.
-    pub(crate) fn during(f: impl FnOnce()) -> usize {
-        let before = COUNT.with(Cell::get);
-        f();
-        COUNT.with(Cell::get) - before
-    }
-}
+#[path = "common/alloc_count.rs"]
+mod alloc_count;
 
 #[test]
 fn a_channel_allocates_its_shared_state_and_nothing_else() {

@@ -1,80 +1,11 @@
 //! Zero heap allocations per `spawn_local` + join in steady state, for futures of up to 128
 //! bytes: task slots are reused from the pool's free lists, wakers are keys, continuations use
-//! recycled cells. This binary has its own counting global allocator, which counts only the
-//! allocations of the thread that switched counting on.
+//! recycled cells. This binary counts allocations per thread (`tests/common/alloc_count.rs`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::Ordering::{self, SeqCst};
+#[path = "common/alloc_count.rs"]
+mod alloc_count;
 
-struct Counting;
-
-thread_local! {
-    // Only the test's own thread is counted: libtest's threads may allocate at any time.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-/// Allocations made by the counting thread. Per thread, so tests running in parallel in this
-/// binary do not count each other's allocations.
-struct Allocs;
-
-impl Allocs {
-    fn store(&self, v: usize, _: Ordering) {
-        let _ = COUNT.try_with(|c| c.set(v));
-    }
-    fn load(&self, _: Ordering) -> usize {
-        COUNT.try_with(|c| c.get()).unwrap_or(0)
-    }
-    fn fetch_add(&self, v: usize, _: Ordering) {
-        let _ = COUNT.try_with(|c| c.set(c.get() + v));
-    }
-}
-
-thread_local! {
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-static ALLOCS: Allocs = Allocs;
-
-fn counting() -> bool {
-    COUNTING.try_with(|c| c.get()).unwrap_or(false)
-}
-
-fn set_counting(on: bool) {
-    COUNTING.with(|c| c.set(on));
-}
-
-// SAFETY: forwards to `System`, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, SeqCst);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, SeqCst);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn measure(f: impl FnOnce()) -> usize {
-    ALLOCS.store(0, SeqCst);
-    set_counting(true);
-    f();
-    set_counting(false);
-    ALLOCS.load(SeqCst)
-}
+use alloc_count::during as measure;
 
 async fn round(n: usize) -> u64 {
     let mut hs = Vec::with_capacity(n);
@@ -144,13 +75,11 @@ fn steady_state_spawn_join_and_resume_allocate_nothing() {
         });
         assert_eq!(allocs, 0, "spawn_local allocated {allocs} times for 2000 spawns");
         let mut sum = 0;
-        ALLOCS.store(0, SeqCst);
-        set_counting(true);
+        let before = alloc_count::now();
         for h in hs.drain(..) {
             sum += h.await.unwrap();
         }
-        set_counting(false);
-        let allocs = ALLOCS.load(SeqCst);
+        let allocs = alloc_count::now() - before;
         assert_eq!(allocs, 0, "running and joining 2000 tasks allocated {allocs} times");
         assert!(sum > 0);
     });
@@ -190,13 +119,11 @@ fn steady_state_sleeps_allocate_nothing() {
         }
         let allocs = measure(|| round(&mut hs));
         assert_eq!(allocs, 0, "spawning 2000 sleepers allocated {allocs} times");
-        ALLOCS.store(0, SeqCst);
-        set_counting(true);
+        let before = alloc_count::now();
         for h in hs.drain(..) {
             h.await.unwrap();
         }
-        set_counting(false);
-        let allocs = ALLOCS.load(SeqCst);
+        let allocs = alloc_count::now() - before;
         assert_eq!(allocs, 0, "2000 sleeps registering and firing allocated {allocs} times");
     });
 }
