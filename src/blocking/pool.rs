@@ -397,17 +397,24 @@ mod tests {
         assert!(pool.shutdown(None));
     }
 
-    #[test]
-    fn blocking_pool_shutdown_drops_queued_jobs_and_waits_for_running_ones() {
-        let pool = Pool::new(1, LONG);
+    /// Gives `pool` a job that runs until the returned sender is used (or dropped), and waits
+    /// until it has started.
+    fn occupy(pool: &Pool) -> mpsc::Sender<()> {
         let (started_tx, started) = mpsc::channel();
         let (release, release_rx) = mpsc::channel::<()>();
         pool.spawn(job(move || {
             started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
+            let _ = release_rx.recv();
         }))
         .unwrap();
         started.recv().unwrap();
+        release
+    }
+
+    #[test]
+    fn blocking_pool_shutdown_drops_queued_jobs_and_waits_for_running_ones() {
+        let pool = Pool::new(1, LONG);
+        let release = occupy(&pool);
         struct Flag(Arc<AtomicUsize>);
         impl Drop for Flag {
             fn drop(&mut self) {
@@ -456,14 +463,7 @@ mod tests {
 
         // With one thread alive (busy), a refused start queues the job for that thread.
         REFUSE_THREADS.with(|r| r.set(false));
-        let (started_tx, started) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel::<()>();
-        pool.spawn(job(move || {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        }))
-        .unwrap();
-        started.recv().unwrap();
+        let release = occupy(&pool);
         REFUSE_THREADS.with(|r| r.set(true));
         let (tx, rx) = mpsc::channel();
         pool.spawn(job(move || tx.send(()).unwrap())).unwrap();
@@ -477,14 +477,7 @@ mod tests {
     #[test]
     fn blocking_pool_drop_does_not_wait_for_a_stuck_job() {
         let pool = Pool::new(1, LONG);
-        let (started_tx, started) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel::<()>();
-        pool.spawn(job(move || {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        }))
-        .unwrap();
-        started.recv().unwrap();
+        let release = occupy(&pool);
         drop(pool);
         release.send(()).unwrap();
     }
