@@ -193,12 +193,39 @@ pub(crate) fn schedule(key: u64, h: &Header, access: Access) {
 }
 
 /// The waker entry point: schedules the task if `key` still names it and it is idle.
+///
+/// A wake on the thread of the task's own scheduler (the common case: one task wakes another)
+/// looks the context up once and queues the task directly; any other wake goes through
+/// `with_slot` and `schedule`, which decide between the owner path and the remote queue.
+#[inline]
 pub(crate) fn wake_task(key: u64) {
-    with_slot(key, |h, _, access| {
-        if h.state.wake(gen_of(key)) == Wake::Schedule {
-            schedule(key, h, access);
+    let woke = with(|c| match c {
+        Current::Local(s) => wake_owned(key, s.owner(), |_| s.schedule_local(key)),
+        Current::Worker(w) => {
+            wake_owned(key, w.owner(), |h| w.schedule_local(key, h.state.load().pin()))
         }
+        _ => false,
     });
+    if !woke {
+        with_slot(key, |h, _, access| {
+            if h.state.wake(gen_of(key)) == Wake::Schedule {
+                schedule(key, h, access);
+            }
+        });
+    }
+}
+
+/// The owner-thread half of [`wake_task`]: false if `key`'s chunk is not `owner`'s.
+#[inline]
+fn wake_owned(key: u64, owner: *const (), queue: impl FnOnce(&Header)) -> bool {
+    let Some(h) = super::exec::header(owner, key) else { return false };
+    // SAFETY: a slot of this thread's own runtime, whose chunks stay allocated while it runs
+    // here (table rule 1); every slot holds an initialised header.
+    let h = unsafe { &*h };
+    if h.state.wake(gen_of(key)) == Wake::Schedule {
+        queue(h);
+    }
+    true
 }
 
 /// A join handle gave up a completed task: free its slot on a thread that may.
