@@ -48,17 +48,21 @@ pub(crate) fn get() -> Ctx {
     CURRENT.with(|c| c.get())
 }
 
-/// Installs `ctx` until the guard drops.
+/// Installs `ctx` until the guard drops (and tells the deadlock notes which runtime polls
+/// here, so a channel can tell its own runtime from another without a context look per wait).
 pub(crate) fn enter(ctx: Ctx) -> Enter {
-    Enter(CURRENT.with(|c| c.replace(ctx)))
+    let prev = CURRENT.with(|c| c.replace(ctx));
+    let prev_runtime = super::deadlock::set_runtime(runtime_id());
+    Enter(prev, prev_runtime)
 }
 
 /// Restores the previous context when dropped.
-pub(crate) struct Enter(Ctx);
+pub(crate) struct Enter(Ctx, u64);
 
 impl Drop for Enter {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.0));
+        super::deadlock::set_runtime(self.1);
     }
 }
 

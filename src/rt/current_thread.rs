@@ -399,7 +399,7 @@ mod tests {
         signal.woken.store(false, SeqCst);
         let w = signal.waker();
         assert_eq!(Arc::strong_count(&signal), 2);
-        deadlock::begin_poll(1);
+        deadlock::begin_poll();
         let kept = deadlock::keep(&w);
         assert!(!deadlock::end_poll().0, "an omni primitive's copy is not foreign");
         assert_eq!(Arc::strong_count(&signal), 3);

@@ -294,8 +294,9 @@ fn decode(note: u64, index_to_id: impl Fn(u32) -> Option<Id>) -> (WaitsOn, usize
 /// the runtime.
 const FOREIGN_BIT: u64 = 1 << 63;
 
-/// What the poll running on this thread did with its waker: one word (the first wait noted,
-/// with the count of further ones, and [`FOREIGN_BIT`]) and the id of the polling runtime.
+/// What the poll running on this thread did with its waker: one word (the last wait noted,
+/// with the count of a select's other arms, and [`FOREIGN_BIT`]), and the id of the runtime
+/// that polls on this thread (set by `context::enter`).
 struct PollNote {
     word: Cell<u64>,
     runtime: Cell<u64>,
@@ -313,13 +314,16 @@ pub(crate) fn mark_foreign() {
     POLL.with(|p| p.word.set(p.word.get() | FOREIGN_BIT));
 }
 
-/// Before the runtime with id `runtime` polls a task (or its `block_on` future) on this thread.
+/// Before a task (or a `block_on` future) is polled on this thread.
 #[inline]
-pub(crate) fn begin_poll(runtime: u64) {
-    POLL.with(|p| {
-        p.word.set(0);
-        p.runtime.set(runtime);
-    });
+pub(crate) fn begin_poll() {
+    POLL.with(|p| p.word.set(0));
+}
+
+/// The runtime that polls on this thread from now on (`context::enter` calls it); returns the
+/// one before.
+pub(crate) fn set_runtime(runtime: u64) -> u64 {
+    POLL.with(|p| p.runtime.replace(runtime))
 }
 
 /// After the poll: whether it was foreign, and its note.
@@ -518,7 +522,7 @@ impl Main {
         fut: Pin<&mut F>,
         cx: &mut Context<'_>,
     ) -> Poll<F::Output> {
-        begin_poll(shared.id);
+        begin_poll();
         let r = fut.poll(cx);
         if r.is_pending() {
             let (foreign, note) = end_poll();
@@ -582,7 +586,8 @@ mod tests {
     #[test]
     fn notes_round_trip_and_count_other_arms() {
         let at = Location::caller();
-        begin_poll(1);
+        set_runtime(1);
+        begin_poll();
         let origin = Origin { site: at, home: u64::MAX, external: AtomicBool::new(false) };
         origin.note(Kind::Send);
         origin.note(Kind::Recv);
@@ -592,7 +597,7 @@ mod tests {
         let (w, others) = decode(word, |_| None);
         assert_eq!(w, WaitsOn::Recv { channel: at }, "the last arm noted is named");
         assert_eq!(others, 1);
-        begin_poll(1);
+        begin_poll();
         note_join(7, false);
         let (foreign, word) = end_poll();
         assert!(!foreign);
@@ -625,7 +630,7 @@ mod tests {
     #[test]
     fn cloning_an_omni_waker_marks_the_poll_foreign_but_keep_does_not() {
         let w = crate::task::waker::for_key(crate::task::key(3, 1));
-        begin_poll(1);
+        begin_poll();
         let kept = keep(&w);
         assert!(!end_poll().0, "keep must not count as a foreign clone");
         let cloned = w.clone();

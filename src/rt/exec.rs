@@ -84,7 +84,7 @@ pub(crate) fn run_task(e: &impl Exec, key: u64, h: *mut Header) {
             cx.budget.set(super::coop::BUDGET);
             let waker = waker::for_key(key);
             let mut task_cx = Context::from_waker(&waker);
-            deadlock::begin_poll(e.shared().id);
+            deadlock::begin_poll();
             // SAFETY: `start_poll` made this thread the task's only poller; it is not complete.
             let res = unsafe { ((*header.vtable.get()).poll)(h, &mut task_cx) };
             cx.current_task.set(NO_TASK);
