@@ -1,29 +1,51 @@
-//! I/O drivers for the omni runtime.
-//!
-//! This crate is where omni's reactor lives. Today it holds the driver *contract* and the
-//! selection type; the mio and io_uring drivers that fill it in land with the reactor issue.
+//! I/O drivers for the omni runtime: a [`Reactor`] over mio (readiness) or io_uring
+//! (completion), which omni's schedulers park in when they have nothing to run.
 //!
 //! # The driver contract
 //!
-//! Every driver (one module each, no `cfg` at call sites) must provide:
+//! Every driver (one module each: `mio_driver`, `uring`) provides:
 //!
-//! 1. **register / deregister** a source (a file descriptor or handle) with an interest
-//!    (readable, writable), returning a token the scheduler maps back to the waiting task;
-//! 2. **submit** an operation (completion drivers such as io_uring): the operation owns its buffer
-//!    and hands it back with the result; an operation whose future was dropped parks its buffer in
-//!    the driver until the kernel completes it;
-//! 3. **wait** for events with an optional timeout (the timer wheel's next deadline), returning the
-//!    tokens that became ready;
-//! 4. **wake** the waiting thread from any other thread, so a remote wake-up is never lost while
-//!    the scheduler is parked in the driver.
+//! 1. **register / deregister** a source (a file descriptor) for both directions: a
+//!    [`Registration`] whose readiness the driver keeps in a shared state word, with at most
+//!    one waiting reader and one waiting writer;
+//! 2. **submit** an operation (completion drivers only): an [`uring::Operation`] owns its
+//!    buffer and comes back with the result; an operation whose future was dropped parks its
+//!    memory in the driver until the kernel completes it;
+//! 3. **wait** for events with an optional timeout (the timer wheel's next deadline) and deliver
+//!    them to the waiting tasks ([`Reactor::try_turn`]; one thread at a time, the others are told
+//!    the driver is busy);
+//! 4. **wake** the waiting thread from any other thread ([`Reactor::wake`]), so a wake-up is
+//!    never lost while a scheduler sleeps in the driver.
 //!
-//! Until the reactor lands, the current-thread scheduler parks its thread directly
-//! (`std::thread::park`) and treats every [`Driver`] choice alike.
+//! The readiness API works on both drivers (io_uring serves it through one-shot poll
+//! operations), so every public type of `omni::net` works on both; owned-buffer operations take
+//! the completion path on io_uring.
+//!
+//! # Ownership
+//!
+//! A [`Registration`] must be dropped *before* its descriptor is closed: dropping it takes the
+//! source out of the driver (and, on io_uring, cancels its armed polls with a submission the
+//! kernel has seen before the close). Each registration and operation keeps the reactor alive.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod mio_driver;
+mod ready;
+mod scheduled;
+#[cfg(target_os = "linux")]
+pub mod uring;
+
+pub use ready::{Interest, Ready};
+pub use scheduled::ReadyEvent;
+
+use scheduled::{to_poll, ScheduledIo};
 use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// Which I/O driver a runtime should use.
 ///
@@ -77,6 +99,239 @@ impl fmt::Display for Driver {
             Driver::Mio => "mio",
             Driver::IoUring => "io_uring",
         })
+    }
+}
+
+/// The error of a wait or operation on a reactor whose runtime has shut down.
+pub(crate) fn shutdown_error() -> io::Error {
+    io::Error::other("omni: the runtime of this I/O object has shut down")
+}
+
+enum Inner {
+    Mio(mio_driver::MioDriver),
+    #[cfg(target_os = "linux")]
+    Uring(uring::UringDriver),
+}
+
+/// An I/O driver of one runtime.
+pub struct Reactor {
+    inner: Inner,
+    /// Why `Auto` did not pick io_uring, if it did not.
+    fallback: Option<String>,
+}
+
+impl Reactor {
+    /// Opens the driver `choice` names. `Auto` tries io_uring and falls back to mio, keeping
+    /// the reason (see [`Reactor::fallback_reason`]); an explicit choice that the system
+    /// refuses is an error.
+    pub fn new(choice: Driver) -> io::Result<Reactor> {
+        match choice {
+            Driver::Mio => Ok(Reactor { inner: Inner::Mio(mio_driver::MioDriver::new()?), fallback: None }),
+            Driver::IoUring => Reactor::uring_only().map_err(|e| {
+                io::Error::new(e.kind(), format!("omni: the io_uring driver is unavailable: {e}; use Driver::Mio or Driver::Auto"))
+            }),
+            Driver::Auto => match Reactor::uring_only() {
+                Ok(r) => Ok(r),
+                Err(e) => Ok(Reactor {
+                    inner: Inner::Mio(mio_driver::MioDriver::new()?),
+                    fallback: Some(format!("io_uring unavailable ({e}); using mio")),
+                }),
+            },
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn uring_only() -> io::Result<Reactor> {
+        Ok(Reactor { inner: Inner::Uring(uring::UringDriver::new()?), fallback: None })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn uring_only() -> io::Result<Reactor> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring exists only on Linux"))
+    }
+
+    /// The driver in use (never `Auto`).
+    pub fn driver(&self) -> Driver {
+        match self.inner {
+            Inner::Mio(_) => Driver::Mio,
+            #[cfg(target_os = "linux")]
+            Inner::Uring(_) => Driver::IoUring,
+        }
+    }
+
+    /// Why `Auto` fell back to mio, if it did.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// The io_uring driver, if this reactor uses it.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn uring(&self) -> Option<&uring::UringDriver> {
+        match &self.inner {
+            Inner::Uring(u) => Some(u),
+            Inner::Mio(_) => None,
+        }
+    }
+
+    /// Whether owned-buffer operations ([`uring::Op`]) run here.
+    pub fn is_uring(&self) -> bool {
+        self.driver() == Driver::IoUring
+    }
+
+    /// Waits for events for at most `timeout` (`None`: until one arrives or a [`wake`]) and
+    /// delivers them to the waiting tasks. Returns `None` at once if another thread is in the
+    /// driver (it will deliver).
+    ///
+    /// [`wake`]: Reactor::wake
+    pub fn try_turn(&self, timeout: Option<Duration>) -> Option<io::Result<()>> {
+        match &self.inner {
+            Inner::Mio(m) => m.try_turn(timeout),
+            #[cfg(target_os = "linux")]
+            Inner::Uring(u) => u.try_turn(timeout),
+        }
+    }
+
+    /// Ends the wait of the thread inside [`Reactor::try_turn`], or makes the next one return
+    /// at once. Any thread.
+    pub fn wake(&self) {
+        let r = match &self.inner {
+            Inner::Mio(m) => m.wake(),
+            #[cfg(target_os = "linux")]
+            Inner::Uring(u) => u.wake(),
+        };
+        if let Err(e) = r {
+            // Only a broken eventfd can fail here; a lost wake-up would hang a scheduler.
+            panic!("omni: cannot wake the I/O driver: {e}");
+        }
+    }
+
+    /// The runtime is shutting down: every present and future wait on this reactor fails.
+    pub fn shutdown(&self) {
+        match &self.inner {
+            Inner::Mio(m) => m.shutdown(),
+            #[cfg(target_os = "linux")]
+            Inner::Uring(u) => u.shutdown(),
+        }
+    }
+
+    /// What the driver holds now (for tests and the debugger).
+    pub fn stats(&self) -> Stats {
+        match &self.inner {
+            Inner::Mio(m) => Stats { sources: m.sources_len(), in_flight: 0, parked: 0 },
+            #[cfg(target_os = "linux")]
+            Inner::Uring(u) => Stats { sources: 0, in_flight: u.in_flight(), parked: u.parked() },
+        }
+    }
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("driver", &self.driver())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A snapshot of what a driver holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Sources registered with the kernel (mio).
+    pub sources: usize,
+    /// Operations and polls whose completion has not arrived (io_uring).
+    pub in_flight: usize,
+    /// Operations whose future was dropped, their memory parked until the completion
+    /// (io_uring).
+    pub parked: usize,
+}
+
+/// A source registered with a [`Reactor`]; drop it before closing the descriptor.
+pub struct Registration {
+    reactor: Arc<Reactor>,
+    io: Arc<ScheduledIo>,
+    fd: RawFd,
+    token: usize,
+}
+
+impl Registration {
+    /// Registers `fd` (non-blocking, open until this registration is dropped) for both
+    /// directions.
+    pub fn new(reactor: &Arc<Reactor>, fd: RawFd) -> io::Result<Registration> {
+        let io = Arc::new(ScheduledIo::new());
+        let token = match &reactor.inner {
+            Inner::Mio(m) => m.register(fd, &io)?,
+            #[cfg(target_os = "linux")]
+            Inner::Uring(_) => 0,
+        };
+        Ok(Registration { reactor: reactor.clone(), io, fd, token })
+    }
+
+    /// The reactor this source is registered with.
+    pub fn reactor(&self) -> &Arc<Reactor> {
+        &self.reactor
+    }
+
+    /// Ready when `interest` may be satisfied; otherwise stores the waker (one reader and one
+    /// writer at a time: a second task waiting in the same direction replaces the first).
+    pub fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        let r = self.io.poll_ready(cx, interest, |w, dir| {
+            #[cfg(target_os = "linux")]
+            if let Inner::Uring(u) = &self.reactor.inner {
+                u.arm_poll(self.fd, dir, &self.io, w);
+            }
+            let _ = (w, dir);
+        });
+        to_poll(r)
+    }
+
+    /// Forgets the readiness of `ev` (the operation said `WouldBlock`), unless an event
+    /// arrived since it was observed.
+    pub fn clear_readiness(&self, ev: ReadyEvent) {
+        self.io.clear_readiness(ev);
+    }
+
+    /// Runs `op` when the source is ready for `interest`, until it does not say `WouldBlock`.
+    pub fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let ev = match self.poll_ready(cx, interest) {
+                Poll::Ready(Ok(ev)) => ev,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        match &self.reactor.inner {
+            Inner::Mio(m) => m.deregister(self.fd, self.token),
+            #[cfg(target_os = "linux")]
+            Inner::Uring(u) => u.disarm(&self.io),
+        }
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .field("driver", &self.reactor.driver())
+            .finish()
     }
 }
 

@@ -182,8 +182,12 @@ impl Exec for Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn new(blocking: crate::blocking::Pool, start_paused: bool) -> Scheduler {
-        let shared = Shared::new(blocking, start_paused, |_| None);
+    pub(crate) fn new(
+        blocking: crate::blocking::Pool,
+        start_paused: bool,
+        io: Arc<omni_io::Reactor>,
+    ) -> Scheduler {
+        let shared = Shared::new(blocking, start_paused, io, |_| None);
         let owner = shared.owner_id();
         Scheduler {
             shared,
@@ -249,6 +253,11 @@ impl Scheduler {
             }
             if ran > 0 {
                 main.reported = false;
+            }
+            if ran == EVENT_INTERVAL {
+                // Busy: deliver the I/O events that are ready now, so sockets are served
+                // even when tasks never run out (the park below does it otherwise).
+                self.shared.parker.poll_driver();
             }
             let pulled = self.pull_remote();
             let time = &self.shared.time;
@@ -374,6 +383,8 @@ impl Scheduler {
         // every task completed.
         unsafe { exec::free_chunks(chunks) };
         while self.shared.injector.pop().is_some() {}
+        // I/O objects that outlived their tasks (moved out of the runtime) fail from now on.
+        self.shared.io.shutdown();
     }
 }
 
@@ -392,10 +403,14 @@ impl std::fmt::Debug for Scheduler {
 mod tests {
     use super::*;
 
+    fn test_reactor() -> Arc<omni_io::Reactor> {
+        Arc::new(omni_io::Reactor::new(omni_io::Driver::Mio).expect("a mio driver"))
+    }
+
     #[test]
     fn the_main_waker_counts_its_arc_and_tells_a_clone_from_a_kept_copy() {
         let blocking = crate::blocking::Pool::new(1, std::time::Duration::from_secs(1));
-        let signal = MainSignal::new(Shared::new(blocking, false, |_| None));
+        let signal = MainSignal::new(Shared::new(blocking, false, test_reactor(), |_| None));
         signal.woken.store(false, SeqCst);
         let w = signal.waker();
         assert_eq!(Arc::strong_count(&signal), 2);

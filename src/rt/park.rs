@@ -1,28 +1,64 @@
 //! Parking the scheduler's thread until there is work, without lost wake-ups.
 //!
-//! The state is one byte: `EMPTY`, `PARKED` (the owner sleeps, or is about to) or `NOTIFIED`
-//! (a wake-up arrived; the next `park` returns at once). `unpark` swaps in `NOTIFIED` and only
-//! takes the lock when it found `PARKED`, so the common case, waking a scheduler that is busy,
+//! The state is one byte: `EMPTY`, `PARKED` (the owner sleeps on the condition variable, or is
+//! about to), `PARKED_DRIVER` (the owner waits inside the I/O driver) or `NOTIFIED` (a wake-up
+//! arrived; the next `park` returns at once). `unpark` swaps in `NOTIFIED` and only does more
+//! when it found the owner asleep: for `PARKED` it takes the lock and signals, for
+//! `PARKED_DRIVER` it wakes the driver. So the common case, waking a scheduler that is busy,
 //! is a single atomic swap. The lock is held across the check-and-wait so a notification can
-//! never slip between the parker's last check and its sleep.
+//! never slip between the parker's last check and its sleep; the driver keeps a wake that
+//! comes before its wait for the next one (an eventfd, or a `NOP` completion).
+//!
+//! A parker made `with_driver` sleeps in the I/O driver when it can: the driver delivers I/O
+//! events while it waits, and the timeout is the timer wheel's next deadline. One thread of a
+//! runtime at a time can be in the driver; a parker that finds it taken sleeps on its
+//! condition variable as before (the thread in the driver delivers the events, and the tasks
+//! they wake are pushed and announced like any other wake).
 
 use crate::loom::{AtomicU8, Condvar, Mutex, Ordering::SeqCst};
+use omni_io::Reactor;
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 const EMPTY: u8 = 0;
 const PARKED: u8 = 1;
 const NOTIFIED: u8 = 2;
+const PARKED_DRIVER: u8 = 3;
 
 /// A one-owner park/unpark pair.
 pub(crate) struct Parker {
     state: AtomicU8,
     lock: Mutex<()>,
     cvar: Condvar,
+    driver: Option<Arc<Reactor>>,
 }
 
 impl Parker {
+    /// A parker that sleeps on a condition variable only.
     pub(crate) fn new() -> Parker {
-        Parker { state: AtomicU8::new(EMPTY), lock: Mutex::new(()), cvar: Condvar::new() }
+        Parker {
+            state: AtomicU8::new(EMPTY),
+            lock: Mutex::new(()),
+            cvar: Condvar::new(),
+            driver: None,
+        }
+    }
+
+    /// A parker that sleeps in `driver` when no other thread is in it.
+    pub(crate) fn with_driver(driver: Arc<Reactor>) -> Parker {
+        Parker { driver: Some(driver), ..Parker::new() }
+    }
+
+    /// Delivers the I/O events that are ready now, without sleeping (the scheduler calls this
+    /// at a bounded interval while tasks keep it busy, so I/O is never starved). Does nothing
+    /// if another thread is in the driver: that thread delivers.
+    pub(crate) fn poll_driver(&self) {
+        if let Some(d) = &self.driver {
+            if let Some(Err(e)) = d.try_turn(Some(Duration::ZERO)) {
+                driver_failed(e);
+            }
+        }
     }
 
     /// Sleeps until [`Parker::unpark`] is called (returns at once if it already was since the
@@ -42,6 +78,28 @@ impl Parker {
     fn park_until(&self, deadline: Option<std::time::Instant>) {
         if self.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
             return;
+        }
+        if let Some(d) = &self.driver {
+            match self.state.compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst) {
+                Ok(_) => {}
+                Err(NOTIFIED) => {
+                    self.state.store(EMPTY, SeqCst);
+                    return;
+                }
+                Err(other) => unreachable!("omni parker in state {other} at park"),
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let turned = d.try_turn(timeout);
+            // An unpark meanwhile woke the driver (or will end its next wait early: harmless).
+            let was = self.state.swap(EMPTY, SeqCst);
+            match turned {
+                Some(Ok(())) => return,
+                Some(Err(e)) => driver_failed(e),
+                // Another thread is in the driver: sleep on the condition variable instead,
+                // unless a notification already came.
+                None if was == NOTIFIED => return,
+                None => {}
+            }
         }
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         match self.state.compare_exchange(EMPTY, PARKED, SeqCst, SeqCst) {
@@ -81,9 +139,20 @@ impl Parker {
                 drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
                 self.cvar.notify_one();
             }
+            PARKED_DRIVER => {
+                if let Some(d) = &self.driver {
+                    d.wake();
+                }
+            }
             other => unreachable!("omni parker in state {other} at unpark"),
         }
     }
+}
+
+/// The driver failed in a way no retry mends (its fd is gone): a scheduler that cannot wait
+/// for I/O cannot go on.
+fn driver_failed(e: std::io::Error) -> ! {
+    panic!("omni: the I/O driver failed: {e}")
 }
 
 impl fmt::Debug for Parker {
@@ -91,6 +160,7 @@ impl fmt::Debug for Parker {
         let s = match self.state.load(SeqCst) {
             EMPTY => "empty",
             PARKED => "parked",
+            PARKED_DRIVER => "parked in the driver",
             _ => "notified",
         };
         f.debug_struct("Parker").field("state", &s).finish()

@@ -6,6 +6,7 @@ use super::deadlock::{self, OnDeadlock};
 use super::multi::{MultiRuntime, MAX_WORKERS};
 use super::shared::Shared;
 use crate::task::JoinHandle;
+use crate::Driver;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -299,6 +300,7 @@ pub struct Builder {
     thread_keep_alive: Duration,
     start_paused: bool,
     on_deadlock: OnDeadlock,
+    driver: Driver,
 }
 
 impl Builder {
@@ -312,6 +314,7 @@ impl Builder {
             thread_keep_alive: Duration::from_secs(10),
             start_paused: false,
             on_deadlock: OnDeadlock::Panic,
+            driver: Driver::Auto,
         }
     }
 
@@ -450,6 +453,22 @@ impl Builder {
         self
     }
 
+    /// The I/O driver (default [`Driver::Auto`]: io_uring where the kernel allows it, else mio,
+    /// with one line on stderr saying why). With `Auto`, the environment variable
+    /// `OMNI_DRIVER` (`auto`, `mio` or `io_uring`) decides instead, so a deployment can switch
+    /// drivers without a rebuild; an explicit choice here wins over the variable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = omni::Builder::new_current_thread().driver(omni::Driver::Mio).build().unwrap();
+    /// assert_eq!(rt.handle().driver(), omni::Driver::Mio);
+    /// ```
+    pub fn driver(&mut self, driver: Driver) -> &mut Builder {
+        self.driver = driver;
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
@@ -466,15 +485,16 @@ impl Builder {
                  of a multi-thread runtime is idle",
             ));
         }
+        let io = Arc::new(open_driver(self.driver)?);
         let blocking =
             crate::blocking::Pool::new(self.max_blocking_threads, self.thread_keep_alive);
         let flavor = if self.multi {
             let n = self.workers.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS)
             });
-            Flavor::Multi(MultiRuntime::start(n, &self.thread_name, blocking)?)
+            Flavor::Multi(MultiRuntime::start(n, &self.thread_name, blocking, io)?)
         } else {
-            Flavor::Current(Box::new(Scheduler::new(blocking, self.start_paused)))
+            Flavor::Current(Box::new(Scheduler::new(blocking, self.start_paused, io)))
         };
         let shared = match &flavor {
             Flavor::Current(s) => s.shared.clone(),
@@ -483,6 +503,23 @@ impl Builder {
         shared.watch.set_policy(self.on_deadlock.clone());
         Ok(Runtime { flavor, handle: Handle::new(shared), closed: false, _not_send: PhantomData })
     }
+}
+
+/// Opens the driver `choice` names (`Auto` defers to `OMNI_DRIVER`), saying once per process
+/// on stderr when `Auto` falls back to mio.
+fn open_driver(choice: Driver) -> io::Result<omni_io::Reactor> {
+    let choice = match (choice, std::env::var("OMNI_DRIVER")) {
+        (Driver::Auto, Ok(v)) => v.parse::<Driver>().map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("omni: OMNI_DRIVER: {e}"))
+        })?,
+        (c, _) => c,
+    };
+    let reactor = omni_io::Reactor::new(choice)?;
+    if let Some(why) = reactor.fallback_reason() {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| eprintln!("omni: {why}"));
+    }
+    Ok(reactor)
 }
 
 /// A cloneable, `Send + Sync` reference to a runtime, for spawning from any thread.
@@ -585,6 +622,16 @@ impl Handle {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The I/O driver this runtime uses (never [`Driver::Auto`]).
+    pub fn driver(&self) -> Driver {
+        self.shared.io.driver()
+    }
+
+    /// The runtime's I/O driver, for the I/O types of this crate.
+    pub(crate) fn reactor(&self) -> &Arc<omni_io::Reactor> {
+        &self.shared.io
     }
 
     /// Spawns a `Send` task on the runtime, from any thread.

@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     pub(crate) time: TimeDriver,
     /// What a deadlock check needs (see `deadlock.rs`).
     pub(crate) watch: Watch,
+    /// The I/O driver: the current-thread scheduler and the workers of a multi-thread runtime
+    /// park in it.
+    pub(crate) io: Arc<omni_io::Reactor>,
     /// A process-unique id (never 0), for channels to know their runtime without keeping a
     /// pointer that a later runtime could reuse.
     pub(crate) id: u64,
@@ -64,21 +67,28 @@ impl Shared {
     pub(crate) fn new(
         blocking: BlockingPool,
         start_paused: bool,
+        io: Arc<omni_io::Reactor>,
         multi: impl FnOnce(*const ()) -> Option<MultiShared>,
     ) -> Arc<Shared> {
         let blocking = Arc::new(blocking);
         Arc::new_cyclic(|weak| {
             let owner = weak.as_ptr() as *const ();
+            let multi = multi(owner);
+            // The `block_on` thread of a multi-thread runtime waits on its condition variable:
+            // the workers wait in the driver.
+            let parker =
+                if multi.is_some() { Parker::new() } else { Parker::with_driver(io.clone()) };
             Shared {
                 injector: SegQueue::new(),
                 remote_pool: Mutex::new(Pool::new(owner, true)),
-                parker: Parker::new(),
+                parker,
                 shutdown: AtomicBool::new(false),
-                multi: multi(owner),
+                multi,
                 blocking,
                 blocking_inflight: std::sync::atomic::AtomicUsize::new(0),
                 time: TimeDriver::new(start_paused),
                 watch: Watch::new(),
+                io,
                 id: NEXT_ID.fetch_add(1, Relaxed),
             }
         })

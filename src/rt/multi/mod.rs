@@ -74,13 +74,13 @@ pub(crate) struct MultiShared {
 }
 
 impl MultiShared {
-    pub(crate) fn new(workers: usize) -> MultiShared {
+    pub(crate) fn new(workers: usize, io: &Arc<omni_io::Reactor>) -> MultiShared {
         MultiShared {
             workers: (0..workers)
                 .map(|_| WorkerShared {
                     run: Local::new(),
                     inbox: SegQueue::new(),
-                    parker: Parker::new(),
+                    parker: Parker::with_driver(io.clone()),
                 })
                 .collect(),
             idle: Idle::new(workers),
@@ -144,8 +144,10 @@ impl MultiRuntime {
         workers: usize,
         name: &str,
         blocking: crate::blocking::Pool,
+        io: Arc<omni_io::Reactor>,
     ) -> std::io::Result<MultiRuntime> {
-        let shared = Shared::new(blocking, false, |_| Some(MultiShared::new(workers)));
+        let shared =
+            Shared::new(blocking, false, io.clone(), |_| Some(MultiShared::new(workers, &io)));
         let mut rt = MultiRuntime { shared, threads: Vec::with_capacity(workers), stopped: false };
         for index in 0..workers {
             let shared = rt.shared.clone();
@@ -214,6 +216,8 @@ impl MultiRuntime {
         // SAFETY: every worker exited and this thread left the runtime, so it is current
         // nowhere; `cancel_all` made no progress, so every task completed.
         unsafe { exec::free_chunks(chunks) };
+        // I/O objects that outlived their tasks (moved out of the runtime) fail from now on.
+        self.shared.io.shutdown();
         for w in self.multi().workers.iter() {
             while w.inbox.pop().is_some() {}
         }

@@ -125,6 +125,9 @@ impl Worker {
             // queue never empties still serves them. The injector before the pinned queue: a
             // pinned task that always requeues must not starve it.
             self.shared.time.process();
+            // I/O too: a worker that never runs dry must not starve sockets (the driver is
+            // polled without sleeping; if another worker is inside it, that one delivers).
+            self.me().parker.poll_driver();
             self.drain_inbox();
             if let Some(k) = self.pop_injector() {
                 return Some(k);
