@@ -32,7 +32,9 @@ pub mod atom;
 mod blocking;
 pub mod chan;
 pub mod cont;
+pub mod fs;
 mod loom;
+pub mod net;
 pub mod region;
 mod rt;
 pub mod task;
@@ -41,7 +43,7 @@ pub mod time;
 
 pub use atom::Atom;
 pub use blocking::spawn_blocking;
-pub use omni_io::Driver;
+pub use omni_io::{Driver, Stats as IoStats};
 pub use rt::{
     block_on, spawn, spawn_local, yield_now, BlockedTask, Builder, DeadlockReport, Handle,
     OnDeadlock, Runtime, TryCurrentError, WaitsOn, YieldNow,

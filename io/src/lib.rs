@@ -107,6 +107,7 @@ pub(crate) fn shutdown_error() -> io::Error {
     io::Error::other("omni: the runtime of this I/O object has shut down")
 }
 
+#[allow(clippy::large_enum_variant)] // one per runtime, never moved after creation
 enum Inner {
     Mio(mio_driver::MioDriver),
     #[cfg(target_os = "linux")]
@@ -118,6 +119,8 @@ pub struct Reactor {
     inner: Inner,
     /// Why `Auto` did not pick io_uring, if it did not.
     fallback: Option<String>,
+    /// Set by [`Reactor::shutdown`]: every wait fails from then on.
+    shut: std::sync::atomic::AtomicBool,
 }
 
 impl Reactor {
@@ -126,7 +129,7 @@ impl Reactor {
     /// refuses is an error.
     pub fn new(choice: Driver) -> io::Result<Reactor> {
         match choice {
-            Driver::Mio => Ok(Reactor { inner: Inner::Mio(mio_driver::MioDriver::new()?), fallback: None }),
+            Driver::Mio => Ok(Reactor { inner: Inner::Mio(mio_driver::MioDriver::new()?), fallback: None, shut: Default::default() }),
             Driver::IoUring => Reactor::uring_only().map_err(|e| {
                 io::Error::new(e.kind(), format!("omni: the io_uring driver is unavailable: {e}; use Driver::Mio or Driver::Auto"))
             }),
@@ -135,6 +138,7 @@ impl Reactor {
                 Err(e) => Ok(Reactor {
                     inner: Inner::Mio(mio_driver::MioDriver::new()?),
                     fallback: Some(format!("io_uring unavailable ({e}); using mio")),
+                    shut: Default::default(),
                 }),
             },
         }
@@ -142,7 +146,11 @@ impl Reactor {
 
     #[cfg(target_os = "linux")]
     fn uring_only() -> io::Result<Reactor> {
-        Ok(Reactor { inner: Inner::Uring(uring::UringDriver::new()?), fallback: None })
+        Ok(Reactor {
+            inner: Inner::Uring(uring::UringDriver::new()?),
+            fallback: None,
+            shut: Default::default(),
+        })
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -207,11 +215,17 @@ impl Reactor {
 
     /// The runtime is shutting down: every present and future wait on this reactor fails.
     pub fn shutdown(&self) {
+        self.shut.store(true, std::sync::atomic::Ordering::SeqCst);
         match &self.inner {
             Inner::Mio(m) => m.shutdown(),
             #[cfg(target_os = "linux")]
             Inner::Uring(u) => u.shutdown(),
         }
+    }
+
+    /// Whether [`Reactor::shutdown`] was called.
+    pub fn is_shut(&self) -> bool {
+        self.shut.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// What the driver holds now (for tests and the debugger).
@@ -258,6 +272,9 @@ impl Registration {
     /// Registers `fd` (non-blocking, open until this registration is dropped) for both
     /// directions.
     pub fn new(reactor: &Arc<Reactor>, fd: RawFd) -> io::Result<Registration> {
+        if reactor.is_shut() {
+            return Err(shutdown_error());
+        }
         let io = Arc::new(ScheduledIo::new());
         let token = match &reactor.inner {
             Inner::Mio(m) => m.register(fd, &io)?,
@@ -279,6 +296,9 @@ impl Registration {
         cx: &mut Context<'_>,
         interest: Interest,
     ) -> Poll<io::Result<ReadyEvent>> {
+        if self.reactor.is_shut() {
+            return Poll::Ready(Err(shutdown_error()));
+        }
         let r = self.io.poll_ready(cx, interest, |w, dir| {
             #[cfg(target_os = "linux")]
             if let Inner::Uring(u) = &self.reactor.inner {

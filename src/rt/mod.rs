@@ -6,7 +6,7 @@
 //! the current-thread scheduler; `multi/` the multi-thread scheduler; `park.rs` the parker;
 //! `coop.rs` the budget; `yield_now.rs`.
 
-mod context;
+pub(crate) mod context;
 pub(crate) mod coop;
 mod current_thread;
 pub(crate) mod deadlock;

@@ -629,9 +629,11 @@ impl Handle {
         self.shared.io.driver()
     }
 
-    /// The runtime's I/O driver, for the I/O types of this crate.
-    pub(crate) fn reactor(&self) -> &Arc<omni_io::Reactor> {
-        &self.shared.io
+    /// What the I/O driver holds now: registered sources (mio), operations in flight and
+    /// operations whose future was dropped, their buffers parked until the kernel completes
+    /// them (io_uring).
+    pub fn io_stats(&self) -> crate::IoStats {
+        self.shared.io.stats()
     }
 
     /// Spawns a `Send` task on the runtime, from any thread.

@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-pub use op::{Completion, Op, Operation};
+pub use op::{Accept, Completion, Connect, Op, Operation, Recv, Send};
 
 /// The `user_data` of a wake-up `NOP`.
 const WAKE: u64 = u64::MAX;
@@ -62,7 +62,7 @@ enum Slot {
     /// The completion, not yet taken by the future.
     Completed(Completion),
     /// The future is gone: the operation's memory waits here for the completion.
-    Ignored(#[allow(dead_code)] Box<dyn Any + Send>, Orphaned),
+    Ignored(#[allow(dead_code)] Box<dyn Any + std::marker::Send>, Orphaned),
     /// A readiness poll for `dir` (0 read, 1 write) of a source.
     Poll(Arc<ScheduledIo>, usize),
 }
@@ -101,7 +101,7 @@ impl Ops {
 /// Work the reaping thread does after it releases the table's lock.
 enum After {
     Wake(Waker),
-    Orphan(Box<dyn Any + Send>, Orphaned, Completion),
+    Orphan(Box<dyn Any + std::marker::Send>, Orphaned, Completion),
     Ready(Arc<ScheduledIo>, usize, Ready),
 }
 
@@ -194,7 +194,12 @@ impl UringDriver {
 
     /// Operation `i` lost its future: park `data` until the completion, or drop it now if
     /// the completion already came.
-    pub(crate) fn orphan(&self, i: u32, data: Box<dyn Any + Send>, orphaned: Orphaned) {
+    pub(crate) fn orphan(
+        &self,
+        i: u32,
+        data: Box<dyn Any + std::marker::Send>,
+        orphaned: Orphaned,
+    ) {
         let mut ops = self.ops();
         if let Slot::Completed(_) = ops.slots[i as usize] {
             let Slot::Completed(c) = ops.remove(i) else { unreachable!() };

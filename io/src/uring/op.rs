@@ -196,7 +196,7 @@ pub struct Send {
 impl Send {
     /// A send on a socket of `buf[pos..]`.
     pub fn socket(fd: RawFd, buf: Vec<u8>, pos: usize) -> Send {
-        Send { fd, buf, pos: pos.min(usize::MAX), offset: None }
+        Send { fd, buf, pos, offset: None }
     }
 
     /// A write of `buf[pos..]` to a file at `offset`.

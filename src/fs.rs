@@ -1,0 +1,1 @@
+//! Files (placeholder, filled below).
