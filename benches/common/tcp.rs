@@ -90,6 +90,88 @@ async fn client_tokio(addr: SocketAddr, n: usize) -> io::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// omni
+
+/// One run on omni with `driver` and `workers` workers (1: current-thread). `Err` if the runtime
+/// cannot be built with that driver (io_uring refused by the kernel): the cell shows n/a.
+fn echo_omni(n: usize, workers: usize, driver: omni::Driver) -> Result<Duration, String> {
+    let mut builder = match workers {
+        1 => omni::Builder::new_current_thread(),
+        w => {
+            let mut b = omni::Builder::new_multi_thread();
+            b.workers(w);
+            b
+        }
+    };
+    let rt = builder.driver(driver).build().map_err(|e| e.to_string())?;
+    let elapsed = rt.block_on(async move {
+        let listener = omni::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = omni::spawn(async move {
+            for _ in 0..CONNS {
+                let (stream, _) = listener.accept().await?;
+                drop(omni::spawn(echo_conn_omni(stream)));
+            }
+            io::Result::Ok(())
+        });
+        let start = Instant::now();
+        let clients: Vec<_> = (0..CONNS).map(|_| omni::spawn(client_omni(addr, n))).collect();
+        for c in clients {
+            c.await??;
+        }
+        let elapsed = start.elapsed();
+        server.await??;
+        io::Result::Ok(elapsed)
+    });
+    Ok(elapsed.expect("tcp::echo on omni failed"))
+}
+
+fn echo_omni_mio(n: usize, workers: usize) -> Result<Duration, String> {
+    echo_omni(n, workers, omni::Driver::Mio)
+}
+
+fn echo_omni_uring(n: usize, workers: usize) -> Result<Duration, String> {
+    echo_omni(n, workers, omni::Driver::IoUring)
+}
+
+/// Echoes with one owned buffer that travels into each operation and back.
+async fn echo_conn_omni(stream: omni::net::TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let (read, b) = stream.read_owned(buf).await;
+        if read? == 0 {
+            return Ok(());
+        }
+        let (written, b) = stream.write_all_owned(b).await;
+        written?;
+        buf = b;
+        buf.clear();
+    }
+}
+
+async fn client_omni(addr: SocketAddr, n: usize) -> io::Result<()> {
+    let stream = omni::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut msg = vec![7u8; MSG];
+    let mut reply = Vec::with_capacity(MSG);
+    for _ in 0..n {
+        let (written, m) = stream.write_all_owned(msg).await;
+        written?;
+        msg = m;
+        reply.clear();
+        while reply.len() < MSG {
+            let (read, r) = stream.read_owned(reply).await;
+            reply = r;
+            if read? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // The table.
 
 /// One column of the table: a runtime, and how to run the workload on it with `workers`.
@@ -100,12 +182,15 @@ struct Column {
     run: fn(usize, usize) -> Result<Duration, String>,
 }
 
-/// The columns: omni's first (mio, io_uring: they come with `omni::net`), then tokio's, which
-/// the ratios divide by.
-const COLUMNS: [Column; 1] = [Column { name: "tokio", short: "tokio", run: echo_tokio }];
+/// The columns: omni's first, then tokio's, which the ratios divide by.
+const COLUMNS: [Column; 3] = [
+    Column { name: "omni (mio)", short: "mio", run: echo_omni_mio },
+    Column { name: "omni (io_uring)", short: "io_uring", run: echo_omni_uring },
+    Column { name: "tokio", short: "tokio", run: echo_tokio },
+];
 
 /// The tokio column's index in [`COLUMNS`].
-const TOKIO: usize = 0;
+const TOKIO: usize = 2;
 
 /// The medians of one worker count, per column: round trips per second, or why the column could
 /// not run.
