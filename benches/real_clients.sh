@@ -118,6 +118,9 @@ trap 'if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi; 
 # start_server CMD WORKERS: starts it on a free port; sets SERVER_PID and SERVER_PORT.
 start_server() {
     local cmd=$1 workers=$2 i
+    # Empty the log here: the background job's own redirection truncates it only once it runs,
+    # and until then the previous server's start line would still be there to read.
+    : >"$SERVER_LOG"
     # shellcheck disable=SC2086 # the command is words on purpose
     $cmd --addr 127.0.0.1:0 --workers "$workers" >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
@@ -130,13 +133,14 @@ start_server() {
         sleep 0.1
     done
     [[ -n $SERVER_PORT ]] || die "'$cmd --workers $workers' printed no 'listening on' line in 10 s"
+    local probe
     for ((i = 0; i < 50; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$SERVER_PORT") 2>/dev/null; then
+        if probe=$( (exec 3<>"/dev/tcp/127.0.0.1/$SERVER_PORT") 2>&1); then
             return 0
         fi
         sleep 0.1
     done
-    die "'$cmd' does not accept connections on port $SERVER_PORT"
+    die "'$cmd --workers $workers' does not accept connections on port $SERVER_PORT ($probe); its output:"$'\n'"$(cat "$SERVER_LOG")"
 }
 
 # stop_server: fails if the server died during the run.
