@@ -61,3 +61,5 @@ pub mod unix;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+
+pub(crate) use src::{current_reactor, cvt};

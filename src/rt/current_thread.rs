@@ -232,8 +232,11 @@ impl Scheduler {
         let mut cx = Context::from_waker(&main_waker);
         let mut fut = pin!(fut);
         let mut main = deadlock::Main::start(&self.shared, at);
+        // Polls (tasks and the main future) since the driver was last looked at.
+        let mut since_driver = 0;
         loop {
             if signal.woken.swap(false, AcqRel) {
+                since_driver += 1;
                 self.cx.budget.set(super::coop::BUDGET);
                 if let Poll::Ready(v) = main.poll(&self.shared, fut.as_mut(), &mut cx) {
                     return v;
@@ -254,9 +257,12 @@ impl Scheduler {
             if ran > 0 {
                 main.reported = false;
             }
-            if ran == EVENT_INTERVAL {
+            since_driver += ran;
+            if since_driver >= EVENT_INTERVAL {
                 // Busy: deliver the I/O events that are ready now, so sockets are served
-                // even when tasks never run out (the park below does it otherwise).
+                // even when the tasks or the main future never run out of work (the park
+                // below does it otherwise).
+                since_driver = 0;
                 self.shared.parker.poll_driver();
             }
             let pulled = self.pull_remote();
@@ -267,7 +273,13 @@ impl Scheduler {
                     // Nothing can run: with the clock paused, jump to the next timer rather
                     // than sleep, unless a blocking job could still wake someone. The job count
                     // first, then the remote queue: a job pushes its wake-up before it leaves
-                    // the count, so a finished job's wake-up is seen here.
+                    // the count, so a finished job's wake-up is seen here. I/O that is ready
+                    // now (or completes as it is submitted) comes first too: the driver is
+                    // polled without sleeping, and any task it wakes runs before time moves.
+                    self.shared.parker.poll_driver();
+                    if self.has_work() || signal.woken.load(Acquire) {
+                        continue;
+                    }
                     if self.shared.blocking_inflight.load(Acquire) == 0
                         && self.shared.injector.is_empty()
                         && time.auto_advance()

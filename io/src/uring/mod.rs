@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-pub use op::{Accept, Completion, Connect, Op, Operation, Recv, Send};
+pub use op::{Accept, Completion, Connect, Op, OpenAt, Operation, Recv, Send};
 
 /// The `user_data` of a wake-up `NOP`.
 const WAKE: u64 = u64::MAX;

@@ -288,3 +288,36 @@ unsafe impl Operation for Connect {
             .build()
     }
 }
+
+/// Open a file (`openat(2)` relative to the working directory); the completion's result is
+/// the new fd. An orphaned open closes the fd it produced.
+#[derive(Debug)]
+pub struct OpenAt {
+    path: std::ffi::CString,
+    flags: i32,
+    mode: u32,
+}
+
+impl OpenAt {
+    /// An open of `path` with `flags` (`O_*`, `O_CLOEXEC` is added) and `mode` for a new file.
+    pub fn new(path: std::ffi::CString, flags: i32, mode: u32) -> OpenAt {
+        OpenAt { path, flags: flags | libc::O_CLOEXEC, mode }
+    }
+}
+
+// SAFETY: the path lives in a `CString` (heap) owned by `self`.
+unsafe impl Operation for OpenAt {
+    fn entry(&mut self) -> squeue::Entry {
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), self.path.as_ptr())
+            .flags(self.flags)
+            .mode(self.mode)
+            .build()
+    }
+
+    fn orphaned(c: &Completion) {
+        if let Ok(fd) = c.result {
+            // SAFETY: the kernel just created this fd for us and no one else knows it.
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
+}
