@@ -21,6 +21,7 @@
 //! | `time::sleeps` | one timer of n tasks each sleeping a duration spread over [1, 100] ms (tokio `time::sleep`, async-io `Timer` on the async-executor side): wall time from the first spawn to the last wake-up, per timer |
 //! | `time::pending_memory` | bytes per task parked on a one-hour sleep (heap from the counting allocator, and RSS) |
 //! | `mt::fan_out` | on 2 workers: one task spawns n children that each send one message (async-channel, the same on every runtime) to a collector task |
+//! | `tcp::echo` | one round trip of 64 bytes on one of 50 loopback TCP connections (server and clients in one runtime), on omni with each I/O driver and on tokio, at 1 and 2 workers: a table of its own, in round trips per second (async-executor has no reactor of its own here, so no column) |
 //!
 //! Read the ratio columns as omni's median divided by the peer's: lower is better, and below 1.00
 //! omni is faster (or smaller) than that peer.
@@ -51,7 +52,7 @@ use tokio::sync::oneshot;
 
 use common::memory::{CountingAlloc, Footprint, Window};
 use common::report::{median, print_table, Config, Row, PEERS};
-use common::{chan, multi, timers};
+use common::{chan, multi, tcp, timers};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -558,9 +559,15 @@ fn main() {
         rows.extend(measure(w, &cfg));
         eprintln!("peers: {} done in {:.1?}", w.id, start.elapsed());
     }
-    if rows.is_empty() {
+    let tcp = cfg.selects(tcp::ID);
+    if rows.is_empty() && !tcp {
         eprintln!("peers: no workload matches the filter");
         return;
     }
-    print_table(&rows, &cfg);
+    if !rows.is_empty() {
+        print_table(&rows, &cfg);
+    }
+    if tcp {
+        tcp::report(&cfg);
+    }
 }

@@ -4,4 +4,5 @@ pub(crate) mod chan;
 pub(crate) mod memory;
 pub(crate) mod multi;
 pub(crate) mod report;
+pub(crate) mod tcp;
 pub(crate) mod timers;
