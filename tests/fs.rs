@@ -8,11 +8,7 @@ use omni::Driver;
 use std::io;
 use std::path::PathBuf;
 
-matrix!(
-    write_then_read_a_megabyte,
-    cursor_and_explicit_offsets,
-    errors_say_what_went_wrong,
-);
+matrix!(write_then_read_a_megabyte, cursor_and_explicit_offsets, errors_say_what_went_wrong,);
 
 fn temp(name: &str, d: Driver) -> PathBuf {
     std::env::temp_dir().join(format!("omni-fs-{}-{d}-{name}", std::process::id()))
