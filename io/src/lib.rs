@@ -110,8 +110,15 @@ pub(crate) fn shutdown_error() -> io::Error {
 #[allow(clippy::large_enum_variant)] // one per runtime, never moved after creation
 enum Inner {
     Mio(mio_driver::MioDriver),
+    /// One ring per scheduler thread (a current-thread runtime has one).
     #[cfg(target_os = "linux")]
-    Uring(uring::UringDriver),
+    Uring(Box<[uring::UringDriver]>),
+}
+
+#[cfg(target_os = "linux")]
+thread_local! {
+    /// The reactor this thread serves as a scheduler thread, and its ring there.
+    static RING: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// An I/O driver of one runtime.
@@ -124,16 +131,21 @@ pub struct Reactor {
 }
 
 impl Reactor {
-    /// Opens the driver `choice` names. `Auto` tries io_uring and falls back to mio, keeping
-    /// the reason (see [`Reactor::fallback_reason`]); an explicit choice that the system
-    /// refuses is an error.
-    pub fn new(choice: Driver) -> io::Result<Reactor> {
+    /// Opens the driver `choice` names, for `threads` scheduler threads. `Auto` tries
+    /// io_uring and falls back to mio, keeping the reason (see [`Reactor::fallback_reason`]);
+    /// an explicit choice that the system refuses is an error.
+    ///
+    /// io_uring gets one ring per scheduler thread: the kernel completes an operation on the
+    /// thread that submitted it, so a ring shared by threads would make every completion cross
+    /// threads. A thread says which ring is its own with [`Reactor::bind_thread`]; other
+    /// threads use ring 0. mio shares one poller among the threads, one waiting at a time.
+    pub fn new(choice: Driver, threads: usize) -> io::Result<Reactor> {
         match choice {
             Driver::Mio => Ok(Reactor { inner: Inner::Mio(mio_driver::MioDriver::new()?), fallback: None, shut: Default::default() }),
-            Driver::IoUring => Reactor::uring_only().map_err(|e| {
+            Driver::IoUring => Reactor::uring_only(threads).map_err(|e| {
                 io::Error::new(e.kind(), format!("omni: the io_uring driver is unavailable: {e}; use Driver::Mio or Driver::Auto"))
             }),
-            Driver::Auto => match Reactor::uring_only() {
+            Driver::Auto => match Reactor::uring_only(threads) {
                 Ok(r) => Ok(r),
                 Err(e) => Ok(Reactor {
                     inner: Inner::Mio(mio_driver::MioDriver::new()?),
@@ -145,16 +157,19 @@ impl Reactor {
     }
 
     #[cfg(target_os = "linux")]
-    fn uring_only() -> io::Result<Reactor> {
+    fn uring_only(threads: usize) -> io::Result<Reactor> {
+        let rings = (0..threads.max(1))
+            .map(|_| uring::UringDriver::new())
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(Reactor {
-            inner: Inner::Uring(uring::UringDriver::new()?),
+            inner: Inner::Uring(rings.into_boxed_slice()),
             fallback: None,
             shut: Default::default(),
         })
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn uring_only() -> io::Result<Reactor> {
+    fn uring_only(_threads: usize) -> io::Result<Reactor> {
         Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring exists only on Linux"))
     }
 
@@ -172,13 +187,39 @@ impl Reactor {
         self.fallback.as_deref()
     }
 
-    /// The io_uring driver, if this reactor uses it.
+    /// The calling thread's io_uring ring (its index and driver), if this reactor uses
+    /// io_uring.
     #[cfg(target_os = "linux")]
-    pub(crate) fn uring(&self) -> Option<&uring::UringDriver> {
+    pub(crate) fn uring(&self) -> Option<(usize, &uring::UringDriver)> {
         match &self.inner {
-            Inner::Uring(u) => Some(u),
+            Inner::Uring(rings) => {
+                let (owner, i) = RING.with(|r| r.get());
+                let i = if owner == self as *const Reactor as usize { i } else { 0 };
+                Some((i, &rings[i]))
+            }
             Inner::Mio(_) => None,
         }
+    }
+
+    /// Ring `i` of an io_uring reactor.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn ring(&self, i: usize) -> &uring::UringDriver {
+        match &self.inner {
+            Inner::Uring(rings) => &rings[i],
+            Inner::Mio(_) => unreachable!("omni-io: a ring of a mio reactor"),
+        }
+    }
+
+    /// Marks the calling thread as scheduler thread `index` of this reactor: its io_uring
+    /// operations go to ring `index` (which that thread waits in, see [`Reactor::try_turn`]).
+    /// Without it a thread uses ring 0. Does nothing on mio.
+    pub fn bind_thread(&self, index: usize) {
+        #[cfg(target_os = "linux")]
+        if let Inner::Uring(rings) = &self.inner {
+            let i = if index < rings.len() { index } else { 0 };
+            RING.with(|r| r.set((self as *const Reactor as usize, i)));
+        }
+        let _ = index;
     }
 
     /// Whether owned-buffer operations ([`uring::Op`]) run here.
@@ -191,21 +232,24 @@ impl Reactor {
     /// driver (it will deliver).
     ///
     /// [`wake`]: Reactor::wake
-    pub fn try_turn(&self, timeout: Option<Duration>) -> Option<io::Result<()>> {
+    ///
+    /// `ring` is the scheduler thread's index (see [`Reactor::bind_thread`]): on io_uring it
+    /// waits in that thread's ring; mio has one poller for all.
+    pub fn try_turn(&self, ring: usize, timeout: Option<Duration>) -> Option<io::Result<()>> {
         match &self.inner {
             Inner::Mio(m) => m.try_turn(timeout),
             #[cfg(target_os = "linux")]
-            Inner::Uring(u) => u.try_turn(timeout),
+            Inner::Uring(rings) => rings[ring.min(rings.len() - 1)].try_turn(timeout),
         }
     }
 
     /// Ends the wait of the thread inside [`Reactor::try_turn`], or makes the next one return
     /// at once. Any thread.
-    pub fn wake(&self) {
+    pub fn wake(&self, ring: usize) {
         let r = match &self.inner {
             Inner::Mio(m) => m.wake(),
             #[cfg(target_os = "linux")]
-            Inner::Uring(u) => u.wake(),
+            Inner::Uring(rings) => rings[ring.min(rings.len() - 1)].wake(),
         };
         if let Err(e) = r {
             // Only a broken eventfd can fail here; a lost wake-up would hang a scheduler.
@@ -219,7 +263,7 @@ impl Reactor {
         match &self.inner {
             Inner::Mio(m) => m.shutdown(),
             #[cfg(target_os = "linux")]
-            Inner::Uring(u) => u.shutdown(),
+            Inner::Uring(rings) => rings.iter().for_each(|u| u.shutdown()),
         }
     }
 
@@ -233,7 +277,11 @@ impl Reactor {
         match &self.inner {
             Inner::Mio(m) => Stats { sources: m.sources_len(), in_flight: 0, parked: 0 },
             #[cfg(target_os = "linux")]
-            Inner::Uring(u) => Stats { sources: 0, in_flight: u.in_flight(), parked: u.parked() },
+            Inner::Uring(rings) => Stats {
+                sources: 0,
+                in_flight: rings.iter().map(|u| u.in_flight()).sum(),
+                parked: rings.iter().map(|u| u.parked()).sum(),
+            },
         }
     }
 }
@@ -301,8 +349,8 @@ impl Registration {
         }
         let r = self.io.poll_ready(cx, interest, |w, dir| {
             #[cfg(target_os = "linux")]
-            if let Inner::Uring(u) = &self.reactor.inner {
-                u.arm_poll(self.fd, dir, &self.io, w);
+            if let Some((ring, u)) = self.reactor.uring() {
+                u.arm_poll(ring, self.fd, dir, &self.io, w);
             }
             let _ = (w, dir);
         });
@@ -341,7 +389,7 @@ impl Drop for Registration {
         match &self.reactor.inner {
             Inner::Mio(m) => m.deregister(self.fd, self.token),
             #[cfg(target_os = "linux")]
-            Inner::Uring(u) => u.disarm(&self.io),
+            Inner::Uring(rings) => uring::disarm(rings, &self.io),
         }
     }
 }

@@ -34,8 +34,9 @@ pub struct ReadyEvent {
 pub(crate) struct Waiters {
     reader: Option<Waker>,
     writer: Option<Waker>,
-    /// io_uring only: the operation index of the poll armed for reading (0) and writing (1).
-    pub(crate) polls: [Option<u32>; 2],
+    /// io_uring only: the ring and operation index of the poll armed for reading (0) and
+    /// writing (1).
+    pub(crate) polls: [Option<(usize, u32)>; 2],
 }
 
 /// The state of one registered source.

@@ -416,7 +416,7 @@ mod tests {
     use super::*;
 
     fn test_reactor() -> Arc<omni_io::Reactor> {
-        Arc::new(omni_io::Reactor::new(omni_io::Driver::Mio).expect("a mio driver"))
+        Arc::new(omni_io::Reactor::new(omni_io::Driver::Mio, 1).expect("a mio driver"))
     }
 
     #[test]

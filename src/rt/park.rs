@@ -32,6 +32,8 @@ pub(crate) struct Parker {
     lock: Mutex<()>,
     cvar: Condvar,
     driver: Option<Arc<Reactor>>,
+    /// This thread's ring in `driver` (io_uring has one per scheduler thread).
+    ring: usize,
 }
 
 impl Parker {
@@ -42,12 +44,14 @@ impl Parker {
             lock: Mutex::new(()),
             cvar: Condvar::new(),
             driver: None,
+            ring: 0,
         }
     }
 
-    /// A parker that sleeps in `driver` when no other thread is in it.
-    pub(crate) fn with_driver(driver: Arc<Reactor>) -> Parker {
-        Parker { driver: Some(driver), ..Parker::new() }
+    /// A parker that sleeps in `driver` (in ring `ring`, for io_uring) when no other thread
+    /// is in it.
+    pub(crate) fn with_driver(driver: Arc<Reactor>, ring: usize) -> Parker {
+        Parker { driver: Some(driver), ring, ..Parker::new() }
     }
 
     /// Delivers the I/O events that are ready now, without sleeping (the scheduler calls this
@@ -55,7 +59,7 @@ impl Parker {
     /// if another thread is in the driver: that thread delivers.
     pub(crate) fn poll_driver(&self) {
         if let Some(d) = &self.driver {
-            if let Some(Err(e)) = d.try_turn(Some(Duration::ZERO)) {
+            if let Some(Err(e)) = d.try_turn(self.ring, Some(Duration::ZERO)) {
                 driver_failed(e);
             }
         }
@@ -89,7 +93,7 @@ impl Parker {
                 Err(other) => unreachable!("omni parker in state {other} at park"),
             }
             let timeout = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-            let turned = d.try_turn(timeout);
+            let turned = d.try_turn(self.ring, timeout);
             // An unpark meanwhile woke the driver (or will end its next wait early: harmless).
             let was = self.state.swap(EMPTY, SeqCst);
             match turned {
@@ -141,7 +145,7 @@ impl Parker {
             }
             PARKED_DRIVER => {
                 if let Some(d) = &self.driver {
-                    d.wake();
+                    d.wake(self.ring);
                 }
             }
             other => unreachable!("omni parker in state {other} at unpark"),

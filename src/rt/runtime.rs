@@ -485,14 +485,18 @@ impl Builder {
                  of a multi-thread runtime is idle",
             ));
         }
-        let io = Arc::new(open_driver(self.driver)?);
+        let workers = if self.multi {
+            self.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS)
+            })
+        } else {
+            1
+        };
+        let io = Arc::new(open_driver(self.driver, workers)?);
         let blocking =
             crate::blocking::Pool::new(self.max_blocking_threads, self.thread_keep_alive);
         let flavor = if self.multi {
-            let n = self.workers.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS)
-            });
-            Flavor::Multi(MultiRuntime::start(n, &self.thread_name, blocking, io)?)
+            Flavor::Multi(MultiRuntime::start(workers, &self.thread_name, blocking, io)?)
         } else {
             Flavor::Current(Box::new(Scheduler::new(blocking, self.start_paused, io)))
         };
@@ -507,14 +511,14 @@ impl Builder {
 
 /// Opens the driver `choice` names (`Auto` defers to `OMNI_DRIVER`), saying once per process
 /// on stderr when `Auto` falls back to mio.
-fn open_driver(choice: Driver) -> io::Result<omni_io::Reactor> {
+fn open_driver(choice: Driver, threads: usize) -> io::Result<omni_io::Reactor> {
     let choice = match (choice, std::env::var("OMNI_DRIVER")) {
         (Driver::Auto, Ok(v)) => v.parse::<Driver>().map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("omni: OMNI_DRIVER: {e}"))
         })?,
         (c, _) => c,
     };
-    let reactor = omni_io::Reactor::new(choice)?;
+    let reactor = omni_io::Reactor::new(choice, threads)?;
     if let Some(why) = reactor.fallback_reason() {
         static SAID: std::sync::Once = std::sync::Once::new();
         SAID.call_once(|| eprintln!("omni: {why}"));

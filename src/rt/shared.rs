@@ -77,7 +77,7 @@ impl Shared {
             // The `block_on` thread of a multi-thread runtime waits on its condition variable:
             // the workers wait in the driver.
             let parker =
-                if multi.is_some() { Parker::new() } else { Parker::with_driver(io.clone()) };
+                if multi.is_some() { Parker::new() } else { Parker::with_driver(io.clone(), 0) };
             Shared {
                 injector: SegQueue::new(),
                 remote_pool: Mutex::new(Pool::new(owner, true)),

@@ -216,8 +216,16 @@ impl UringDriver {
         self.submit_now();
     }
 
-    /// Arms a readiness poll for `dir` of `fd` (called under the source's waiter lock).
-    pub(crate) fn arm_poll(&self, fd: RawFd, dir: usize, io: &Arc<ScheduledIo>, w: &mut Waiters) {
+    /// Arms a readiness poll for `dir` of `fd` on this ring, number `ring` (called under the
+    /// source's waiter lock).
+    pub(crate) fn arm_poll(
+        &self,
+        ring: usize,
+        fd: RawFd,
+        dir: usize,
+        io: &Arc<ScheduledIo>,
+        w: &mut Waiters,
+    ) {
         if w.polls[dir].is_some() {
             return;
         }
@@ -227,21 +235,8 @@ impl UringDriver {
             libc::POLLOUT as u32
         };
         let i = self.ops().insert(Slot::Poll(io.clone(), dir));
-        w.polls[dir] = Some(i);
+        w.polls[dir] = Some((ring, i));
         self.push(&opcode::PollAdd::new(types::Fd(fd), mask).build().user_data(i as u64));
-    }
-
-    /// Cancels the armed polls of a source about to close, and submits at once.
-    pub(crate) fn disarm(&self, io: &ScheduledIo) {
-        let polls = std::mem::take(&mut io.lock().polls);
-        let mut any = false;
-        for i in polls.into_iter().flatten() {
-            self.push(&opcode::PollRemove::new(i as u64).build().user_data(CANCEL));
-            any = true;
-        }
-        if any {
-            self.submit_now();
-        }
     }
 
     /// Waits for completions (at most `timeout`) and delivers them. `None` if another thread
@@ -387,6 +382,17 @@ impl UringDriver {
     /// Orphaned operations still holding their memory in the driver.
     pub(crate) fn parked(&self) -> usize {
         self.ops().slots.iter().filter(|s| matches!(s, Slot::Ignored(..))).count()
+    }
+}
+
+/// Cancels the armed polls of a source about to close, on the rings they were armed on, and
+/// submits at once.
+pub(crate) fn disarm(rings: &[UringDriver], io: &ScheduledIo) {
+    let polls = std::mem::take(&mut io.lock().polls);
+    for (ring, i) in polls.into_iter().flatten() {
+        let r = &rings[ring];
+        r.push(&opcode::PollRemove::new(i as u64).build().user_data(CANCEL));
+        r.submit_now();
     }
 }
 

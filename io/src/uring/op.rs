@@ -46,7 +46,8 @@ pub unsafe trait Operation: std::marker::Send + 'static {
 
 enum State {
     Unsubmitted,
-    InFlight(u32),
+    /// On ring `.0`, operation `.1`.
+    InFlight(usize, u32),
     Done,
 }
 
@@ -73,8 +74,8 @@ impl<T: Operation> Op<T> {
         Ok(Op { reactor: reactor.clone(), state: State::Unsubmitted, data: Some(data) })
     }
 
-    fn driver(&self) -> &UringDriver {
-        self.reactor.uring().expect("checked in Op::new")
+    fn driver(&self, ring: usize) -> &UringDriver {
+        self.reactor.ring(ring)
     }
 }
 
@@ -88,18 +89,19 @@ impl<T: Operation> Future for Op<T> {
         match this.state {
             State::Unsubmitted => {
                 let data = this.data.as_mut().expect("an Op polled after it completed");
-                if this.reactor.uring().is_some_and(|d| d.is_shut()) {
+                let (ring, d) = this.reactor.uring().expect("checked in Op::new");
+                if d.is_shut() {
                     this.state = State::Done;
                     let c = Completion { result: Err(crate::shutdown_error()), flags: 0 };
                     return Poll::Ready((c, this.data.take().expect("present")));
                 }
                 let entry = data.entry();
-                let i = this.driver().start(entry, cx.waker());
-                this.state = State::InFlight(i);
+                let i = d.start(entry, cx.waker());
+                this.state = State::InFlight(ring, i);
                 Poll::Pending
             }
-            State::InFlight(i) => {
-                let d = this.driver();
+            State::InFlight(ring, i) => {
+                let d = this.driver(ring);
                 let c = if d.is_shut() {
                     d.cancel_and_reap(i)
                 } else {
@@ -118,9 +120,9 @@ impl<T: Operation> Future for Op<T> {
 
 impl<T: Operation> Drop for Op<T> {
     fn drop(&mut self) {
-        if let State::InFlight(i) = self.state {
+        if let State::InFlight(ring, i) = self.state {
             let data = self.data.take().expect("in flight");
-            self.driver().orphan(i, Box::new(data), T::orphaned);
+            self.driver(ring).orphan(i, Box::new(data), T::orphaned);
         }
     }
 }
@@ -129,7 +131,7 @@ impl<T: Operation> std::fmt::Debug for Op<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = match self.state {
             State::Unsubmitted => "unsubmitted",
-            State::InFlight(_) => "in flight",
+            State::InFlight(..) => "in flight",
             State::Done => "done",
         };
         f.debug_struct("Op").field("state", &s).finish()

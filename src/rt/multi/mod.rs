@@ -77,10 +77,10 @@ impl MultiShared {
     pub(crate) fn new(workers: usize, io: &Arc<omni_io::Reactor>) -> MultiShared {
         MultiShared {
             workers: (0..workers)
-                .map(|_| WorkerShared {
+                .map(|i| WorkerShared {
                     run: Local::new(),
                     inbox: SegQueue::new(),
-                    parker: Parker::with_driver(io.clone()),
+                    parker: Parker::with_driver(io.clone(), i),
                 })
                 .collect(),
             idle: Idle::new(workers),

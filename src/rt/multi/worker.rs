@@ -89,6 +89,8 @@ impl Worker {
     /// The worker thread's body.
     pub(crate) fn run(self) {
         let _enter = context::enter(Ctx::Worker(&self));
+        // This thread's I/O operations go to its own ring (io_uring), which it parks in.
+        self.shared.io.bind_thread(self.index);
         while !self.shared.shutdown.load(Acquire) {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
