@@ -69,6 +69,34 @@ impl Src {
         coop::budgeted(cx, |cx| self.reg.poll_io(cx, interest, op))
     }
 
+    /// Like [`Src::poll_io`] for an operation on `want` bytes of a stream: a transfer of fewer
+    /// bytes drained the socket (or filled its send buffer), so the readiness is cleared then
+    /// too, and the next call waits for the driver's next event instead of meeting
+    /// `WouldBlock` first (one system call saved per message; tokio does the same).
+    pub(crate) fn poll_stream(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        want: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        coop::budgeted(cx, |cx| loop {
+            let ev = match self.reg.poll_ready(cx, interest) {
+                Poll::Ready(Ok(ev)) => ev,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.reg.clear_readiness(ev),
+                Ok(n) if n > 0 && n < want => {
+                    self.reg.clear_readiness(ev);
+                    return Poll::Ready(Ok(n));
+                }
+                r => return Poll::Ready(r),
+            }
+        })
+    }
+
     /// Waits until the descriptor may be ready for `interest`.
     pub(crate) fn poll_ready(
         &self,
@@ -88,7 +116,8 @@ impl Src {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let fd = self.fd;
-        self.poll_io(cx, Interest::READABLE, || {
+        let want = buf.len();
+        self.poll_stream(cx, Interest::READABLE, want, || {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
             cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
         })
@@ -96,7 +125,7 @@ impl Src {
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let fd = self.fd;
-        self.poll_io(cx, Interest::WRITABLE, || send(fd, buf))
+        self.poll_stream(cx, Interest::WRITABLE, buf.len(), || send(fd, buf))
     }
 
     pub(crate) fn poll_write_vectored(
@@ -149,7 +178,8 @@ impl Src {
                 let fd = self.fd;
                 let r = poll_fn(|cx| {
                     let spare = buf.spare_capacity_mut();
-                    self.poll_io(cx, Interest::READABLE, || {
+                    let want = spare.len();
+                    self.poll_stream(cx, Interest::READABLE, want, || {
                         // SAFETY: `spare` is valid for writes of its length; the kernel only
                         // writes (never reads) it.
                         cvt(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) })
