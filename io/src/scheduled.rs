@@ -21,7 +21,8 @@ const TICK_SHIFT: u32 = 16;
 /// The bits a `WouldBlock` clears: closed bits stay set for good once seen.
 const CLEARABLE: Ready = Ready::from_bits(1 | 2 | 16);
 
-/// Readiness observed by [`ScheduledIo::poll_ready`], with the tick it was seen at.
+/// Readiness observed by [`Registration::poll_ready`](crate::Registration::poll_ready), with the
+/// tick it was seen at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadyEvent {
     /// The readiness bits that satisfied the interest.

@@ -3,7 +3,7 @@
 //! # Operations own their memory
 //!
 //! An operation (see [`op`]) is a value that owns every byte the kernel touches: the buffer,
-//! the socket address, its length. Its [`Op`](op::Op) future moves it in and hands it back
+//! the socket address, its length. Its [`Op`] future moves it in and hands it back
 //! with the result. The kernel owns that memory from submission until the completion arrives,
 //! *whether or not the operation was cancelled*: so when an `Op` is dropped in flight, the
 //! value moves into the driver's operation table ("ignored") and stays there until its
