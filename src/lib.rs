@@ -30,6 +30,7 @@
 
 pub mod atom;
 mod blocking;
+mod cancel;
 pub mod chan;
 pub mod cont;
 pub mod fs;
@@ -43,6 +44,7 @@ pub mod time;
 
 pub use atom::Atom;
 pub use blocking::spawn_blocking;
+pub use cancel::{CancelToken, Cancelled, CancelledOwned};
 pub use omni_io::{Driver, Stats as IoStats};
 pub use rt::{
     block_on, spawn, spawn_local, yield_now, BlockedTask, Builder, DeadlockReport, Handle,
