@@ -36,6 +36,7 @@ pub mod cont;
 pub mod fs;
 mod loom;
 pub mod net;
+pub mod promise;
 pub mod region;
 mod rt;
 pub mod task;
@@ -46,6 +47,7 @@ pub use atom::Atom;
 pub use blocking::spawn_blocking;
 pub use cancel::{CancelToken, Cancelled, CancelledOwned};
 pub use omni_io::{Driver, Stats as IoStats};
+pub use promise::Promise;
 pub use rt::{
     block_on, spawn, spawn_local, yield_now, BlockedTask, Builder, DeadlockReport, Handle,
     OnDeadlock, Runtime, TryCurrentError, WaitsOn, YieldNow,
