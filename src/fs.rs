@@ -23,7 +23,7 @@
 //! });
 //! ```
 
-use crate::net::current_reactor;
+use crate::net::{current_reactor, read_spare};
 use omni_io::uring::{Op, OpenAt, Recv, Send};
 use omni_io::Reactor;
 use std::ffi::CString;
@@ -112,21 +112,10 @@ impl File {
                 let mut buf = recv.into_buf(0);
                 let fd = self.fd.clone();
                 let r = blocking(move || {
-                    let spare = buf.spare_capacity_mut();
-                    // SAFETY: `spare` is valid for writes of its length.
-                    let n = unsafe {
-                        libc::pread(
-                            fd.as_raw_fd(),
-                            spare.as_mut_ptr().cast(),
-                            spare.len(),
-                            offset as libc::off_t,
-                        )
-                    };
-                    let r = crate::net::cvt(n);
-                    if let Ok(n) = r {
-                        // SAFETY: the kernel initialised `n` bytes of the spare capacity.
-                        unsafe { buf.set_len(buf.len() + n) };
-                    }
+                    let r = read_spare(&mut buf, |p, n| {
+                        // SAFETY: `read_spare` passes a pointer valid for writes of `n` bytes.
+                        unsafe { libc::pread(fd.as_raw_fd(), p.cast(), n, offset as libc::off_t) }
+                    });
                     Ok((r, buf))
                 })
                 .await;

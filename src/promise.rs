@@ -257,6 +257,40 @@ where
     futs.into_iter().map(|f| Some(Box::pin(f.into_future()) as Boxed<'a, _>)).collect()
 }
 
+/// Polls every unfinished future in `futs` once, in order, handing each output to
+/// `done(index, output)`, which may end the combinator with `Some`. `Ready(None)` once every
+/// future has finished; finished futures are dropped at once.
+fn poll_each<O, R>(
+    futs: &mut [Option<Boxed<'_, O>>],
+    cx: &mut Context<'_>,
+    mut done: impl FnMut(usize, O) -> Option<R>,
+) -> Poll<Option<R>> {
+    let mut pending = false;
+    for (i, slot) in futs.iter_mut().enumerate() {
+        if let Some(f) = slot {
+            match f.as_mut().poll(cx) {
+                Poll::Ready(out) => {
+                    *slot = None;
+                    if let Some(r) = done(i, out) {
+                        return Poll::Ready(Some(r));
+                    }
+                }
+                Poll::Pending => pending = true,
+            }
+        }
+    }
+    if pending {
+        Poll::Pending
+    } else {
+        Poll::Ready(None)
+    }
+}
+
+/// Takes every collected value, in order (each was filled exactly once).
+fn collected<V>(slots: &mut [Option<V>]) -> Vec<V> {
+    slots.iter_mut().map(|v| v.take().expect("every output arrived")).collect()
+}
+
 /// Every value in order once all futures are `Ok`, or the first `Err` (the others are
 /// dropped then).
 pub async fn all<'a, I, T, E>(futs: I) -> Result<Vec<T>, E>
@@ -268,27 +302,14 @@ where
     let mut futs = boxed(futs);
     let mut out: Vec<Option<T>> = futs.iter().map(|_| None).collect();
     std::future::poll_fn(move |cx| {
-        let mut pending = false;
-        for (i, slot) in futs.iter_mut().enumerate() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(Ok(v)) => {
-                        out[i] = Some(v);
-                        *slot = None;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => pending = true,
-                }
+        let step = poll_each(&mut futs, cx, |i, r| match r {
+            Ok(v) => {
+                out[i] = Some(v);
+                None
             }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(Ok(out
-                .iter_mut()
-                .map(|v| v.take().expect("every value arrived"))
-                .collect()))
-        }
+            Err(e) => Some(e),
+        });
+        step.map(|first_err| first_err.map_or_else(|| Ok(collected(&mut out)), Err))
     })
     .await
 }
@@ -303,23 +324,11 @@ where
     let mut futs = boxed(futs);
     let mut out: Vec<Option<Result<T, E>>> = futs.iter().map(|_| None).collect();
     std::future::poll_fn(move |cx| {
-        let mut pending = false;
-        for (i, slot) in futs.iter_mut().enumerate() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(r) => {
-                        out[i] = Some(r);
-                        *slot = None;
-                    }
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(out.iter_mut().map(|r| r.take().expect("every result arrived")).collect())
-        }
+        let step = poll_each(&mut futs, cx, |i, r| {
+            out[i] = Some(r);
+            None::<()>
+        });
+        step.map(|_| collected(&mut out))
     })
     .await
 }
@@ -333,13 +342,10 @@ where
     <I::Item as IntoFuture>::IntoFuture: Send + 'a,
 {
     let mut futs = boxed(futs);
-    std::future::poll_fn(move |cx| {
-        for f in futs.iter_mut().flatten() {
-            if let Poll::Ready(r) = f.as_mut().poll(cx) {
-                return Poll::Ready(r);
-            }
-        }
-        Poll::Pending
+    std::future::poll_fn(move |cx| match poll_each(&mut futs, cx, |_, r| Some(r)) {
+        Poll::Ready(Some(r)) => Poll::Ready(r),
+        // No input at all: like JavaScript's `Promise.race([])`, never settles.
+        Poll::Ready(None) | Poll::Pending => Poll::Pending,
     })
     .await
 }
@@ -354,27 +360,14 @@ where
     let mut futs = boxed(futs);
     let mut errs: Vec<Option<E>> = futs.iter().map(|_| None).collect();
     std::future::poll_fn(move |cx| {
-        let mut pending = false;
-        for (i, slot) in futs.iter_mut().enumerate() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(Ok(v)) => return Poll::Ready(Ok(v)),
-                    Poll::Ready(Err(e)) => {
-                        errs[i] = Some(e);
-                        *slot = None;
-                    }
-                    Poll::Pending => pending = true,
-                }
+        let step = poll_each(&mut futs, cx, |i, r| match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errs[i] = Some(e);
+                None
             }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(Err(errs
-                .iter_mut()
-                .map(|e| e.take().expect("every error arrived"))
-                .collect()))
-        }
+        });
+        step.map(|first_ok| first_ok.ok_or_else(|| collected(&mut errs)))
     })
     .await
 }

@@ -62,4 +62,4 @@ pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
 
-pub(crate) use src::{current_reactor, cvt};
+pub(crate) use src::{current_reactor, cvt, read_spare};

@@ -176,20 +176,14 @@ impl Src {
             Err(recv) => {
                 buf = recv.into_buf(0);
                 let fd = self.fd;
+                let want = buf.capacity() - buf.len();
                 let r = poll_fn(|cx| {
-                    let spare = buf.spare_capacity_mut();
-                    let want = spare.len();
                     self.poll_stream(cx, Interest::READABLE, want, || {
-                        // SAFETY: `spare` is valid for writes of its length; the kernel only
-                        // writes (never reads) it.
-                        cvt(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) })
+                        // SAFETY: `read_spare` passes a pointer valid for writes of `n` bytes.
+                        read_spare(&mut buf, |p, n| unsafe { libc::read(fd, p.cast(), n) })
                     })
                 })
                 .await;
-                if let Ok(n) = r {
-                    // SAFETY: the kernel initialised `n` bytes of the spare capacity.
-                    unsafe { buf.set_len(buf.len() + n) };
-                }
                 (r, buf)
             }
         }
@@ -231,6 +225,22 @@ impl Src {
         }
         (Ok(()), buf)
     }
+}
+
+/// Runs `read(ptr, len)` (a `read(2)`-like call) on the spare capacity of `buf` and extends
+/// its length by the bytes it reports; the one place that trusts a system call's count to
+/// initialise a `Vec`'s bytes.
+pub(crate) fn read_spare(
+    buf: &mut Vec<u8>,
+    read: impl FnOnce(*mut u8, usize) -> isize,
+) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let room = spare.len();
+    let n = cvt(read(spare.as_mut_ptr().cast(), room))?;
+    assert!(n <= room, "omni: a read reported more bytes than it was given room for");
+    // SAFETY: the call initialised `n <= room` bytes at the start of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 /// `send(2)` without `SIGPIPE` (a peer that hung up is an `EPIPE` error, not a dead process).

@@ -2,8 +2,9 @@
 //! futures-io traits, and its split halves. One macro writes them for each type, so the two
 //! stay identical.
 
-/// Writes the stream methods, the futures-io impls and the split halves of `$ty`, a struct
-/// with a `src: Src` field and a `shutdown_write(&self)`.
+/// Writes the stream methods, the futures-io impls, the split halves, `shutdown`,
+/// `take_error` and the descriptor traits of `$ty`: a struct with exactly the fields
+/// `src: Src` and `io` (a std socket with `shutdown`, `take_error` and `into_raw_fd`).
 macro_rules! byte_stream {
     ($ty:ident) => {
         impl $ty {
@@ -73,89 +74,8 @@ macro_rules! byte_stream {
             }
         }
 
-        impl futures_io::AsyncRead for $ty {
-            fn poll_read(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.src.poll_read(cx, buf)
-            }
-        }
-
-        impl futures_io::AsyncRead for &$ty {
-            fn poll_read(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.src.poll_read(cx, buf)
-            }
-        }
-
-        impl futures_io::AsyncWrite for $ty {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.src.poll_write(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[io::IoSlice<'_>],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.src.poll_write_vectored(cx, bufs)
-            }
-
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(self.shutdown_write())
-            }
-        }
-
-        impl futures_io::AsyncWrite for &$ty {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.src.poll_write(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[io::IoSlice<'_>],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.src.poll_write_vectored(cx, bufs)
-            }
-
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(self.shutdown_write())
-            }
-        }
+        $crate::net::stream::async_io!($ty, s => s);
+        $crate::net::stream::async_io!(&$ty, s => *s);
 
         #[doc = concat!("The read half of a borrowed [`", stringify!($ty), "`], from [`", stringify!($ty), "::split`].")]
         #[derive(Debug)]
@@ -237,74 +157,110 @@ macro_rules! byte_stream {
             }
         }
 
-        impl futures_io::AsyncRead for ReadHalf<'_> {
-            fn poll_read(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.0.src.poll_read(cx, buf)
+        $crate::net::stream::async_read!(ReadHalf<'_>, s => s.0);
+        $crate::net::stream::async_read!(OwnedReadHalf, s => &*s.0);
+        $crate::net::stream::async_write!(WriteHalf<'_>, s => s.0);
+        $crate::net::stream::async_write!(OwnedWriteHalf, s => &*s.0);
+
+        impl $ty {
+            /// Shuts down the read side, the write side, or both (`shutdown(2)`).
+            pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+                self.io.shutdown(how)
+            }
+
+            /// Shuts the write side down; a socket whose peer is already gone counts as done.
+            fn shutdown_write(&self) -> io::Result<()> {
+                match self.io.shutdown(std::net::Shutdown::Write) {
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                    r => r,
+                }
+            }
+
+            /// Takes the pending socket error (`SO_ERROR`), if any.
+            pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+                self.io.take_error()
             }
         }
 
-        impl futures_io::AsyncRead for OwnedReadHalf {
-            fn poll_read(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.0.src.poll_read(cx, buf)
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.io.as_raw_fd()
             }
         }
 
-        impl futures_io::AsyncWrite for WriteHalf<'_> {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.0.src.poll_write(cx, buf)
-            }
-
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(self.0.shutdown_write())
-            }
-        }
-
-        impl futures_io::AsyncWrite for OwnedWriteHalf {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<io::Result<usize>> {
-                self.0.src.poll_write(cx, buf)
-            }
-
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(
-                self: std::pin::Pin<&mut Self>,
-                _: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<io::Result<()>> {
-                std::task::Poll::Ready(self.0.shutdown_write())
+        impl std::os::fd::IntoRawFd for $ty {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                let $ty { src, io } = self;
+                // Leave the driver before the descriptor changes hands.
+                drop(src);
+                io.into_raw_fd()
             }
         }
     };
 }
 
-pub(crate) use byte_stream;
+/// `futures_io::AsyncRead` for `$t`, whose stream `$s => $stream` names (a `&` of it).
+macro_rules! async_read {
+    ($t:ty, $s:ident => $stream:expr) => {
+        impl futures_io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                $stream.src.poll_read(cx, buf)
+            }
+        }
+    };
+}
+
+/// `futures_io::AsyncWrite` for `$t`, like [`async_read`]; closing shuts the write side down.
+macro_rules! async_write {
+    ($t:ty, $s:ident => $stream:expr) => {
+        impl futures_io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                $stream.src.poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let $s = &*self;
+                $stream.src.poll_write_vectored(cx, bufs)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let $s = &*self;
+                std::task::Poll::Ready($stream.shutdown_write())
+            }
+        }
+    };
+}
+
+/// Both futures-io traits for `$t`.
+macro_rules! async_io {
+    ($t:ty, $s:ident => $stream:expr) => {
+        $crate::net::stream::async_read!($t, $s => $stream);
+        $crate::net::stream::async_write!($t, $s => $stream);
+    };
+}
+
+pub(crate) use {async_io, async_read, async_write, byte_stream};

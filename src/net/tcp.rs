@@ -7,8 +7,8 @@ use omni_io::uring::{Accept, Connect, Op};
 use omni_io::Interest;
 use std::future::poll_fn;
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// A TCP socket listening for connections.
@@ -242,18 +242,6 @@ impl TcpStream {
         self.io.peer_addr()
     }
 
-    /// Shuts down the read side, the write side, or both (`shutdown(2)`).
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.shutdown(how)
-    }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        match self.io.shutdown(Shutdown::Write) {
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            r => r,
-        }
-    }
-
     /// Sets `TCP_NODELAY` (send small writes at once instead of coalescing them).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.io.set_nodelay(nodelay)
@@ -294,11 +282,6 @@ impl TcpStream {
         cvt(r as isize).map(|_| ())
     }
 
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.take_error()
-    }
-
     /// Peeks at incoming bytes without taking them.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.src.poll_io(cx, Interest::READABLE, || self.io.peek(buf))).await
@@ -309,19 +292,5 @@ impl TcpStream {
         let TcpStream { src, io } = self;
         drop(src);
         Ok(io)
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl IntoRawFd for TcpStream {
-    fn into_raw_fd(self) -> RawFd {
-        let TcpStream { src, io } = self;
-        drop(src);
-        io.into_raw_fd()
     }
 }
