@@ -17,68 +17,22 @@
 #![cfg_attr(test, allow(dead_code))]
 
 use std::io;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[path = "../examples/common/flags.rs"]
 mod flags;
 #[path = "../examples/http/proto.rs"]
 mod proto;
-
-use flags::Flags;
+#[path = "twins/server.rs"]
+mod server;
 
 /// Initial size of each connection's input and output buffers, as in `examples/http.rs`.
 const BUF: usize = 16 * 1024;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    if args.is_empty() && std::env::args().any(|a| a == "--bench") {
-        eprintln!(
-            "http_tokio: a server for benches/real_clients.sh, not a benchmark; \
-             run `cargo bench --bench http_tokio -- --addr 127.0.0.1:8080` to start it"
-        );
-        return;
-    }
-    let flags = Flags::from_args_or_exit("http_tokio", "127.0.0.1:8080", args);
-    if let Err(e) = run(&flags) {
-        eprintln!("http_tokio: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn run(flags: &Flags) -> io::Result<()> {
-    let rt = match flags.workers {
-        1 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
-        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
-    };
-    let addr = flags.addr.clone();
-    let workers = flags.workers_text();
-    rt.block_on(async move {
-        // The accept loop is a task, so that on a multi-thread runtime it runs on a worker as
-        // omni's does.
-        tokio::spawn(async move {
-            let listener = TcpListener::bind(addr.as_str()).await?;
-            let local = listener.local_addr()?;
-            println!("http_tokio: listening on {local} (tokio, --driver ignored, {workers})");
-            loop {
-                match listener.accept().await {
-                    // A connection that fails just ends: the client sees it closed.
-                    Ok((stream, _)) => {
-                        drop(tokio::spawn(async move { connection(stream).await.ok() }))
-                    }
-                    Err(e) => {
-                        // omni's accept backs off on EMFILE by itself; tokio's does not.
-                        eprintln!("http_tokio: accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        })
-        .await
-        .map_err(io::Error::other)?
-    })
+    server::main("http_tokio", "127.0.0.1:8080", connection);
 }
 
 /// Serves one client: read what is there, answer every whole request in it, write all the

@@ -18,71 +18,28 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[path = "../examples/resp/cmd.rs"]
 mod cmd;
 #[path = "../examples/common/flags.rs"]
 mod flags;
+#[path = "twins/server.rs"]
+mod server;
 
 use cmd::{Session, Store};
-use flags::Flags;
 
 /// Initial size of each connection's input and output buffers, as in `examples/resp.rs`.
 const BUF: usize = 16 * 1024;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    if args.is_empty() && std::env::args().any(|a| a == "--bench") {
-        eprintln!(
-            "resp_tokio: a server for benches/real_clients.sh, not a benchmark; \
-             run `cargo bench --bench resp_tokio -- --addr 127.0.0.1:6380` to start it"
-        );
-        return;
-    }
-    let flags = Flags::from_args_or_exit("resp_tokio", "127.0.0.1:6380", args);
-    if let Err(e) = run(&flags) {
-        eprintln!("resp_tokio: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn run(flags: &Flags) -> io::Result<()> {
-    let rt = match flags.workers {
-        1 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
-        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
-    };
-    let addr = flags.addr.clone();
-    let workers = flags.workers_text();
-    rt.block_on(async move {
-        // The accept loop is a task, so that on a multi-thread runtime it runs on a worker as
-        // omni's does.
-        tokio::spawn(async move {
-            let listener = TcpListener::bind(addr.as_str()).await?;
-            let local = listener.local_addr()?;
-            println!("resp_tokio: listening on {local} (tokio, --driver ignored, {workers})");
-            let store = Arc::new(Store::new());
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let store = store.clone();
-                        // A connection that fails just ends: the client sees it closed.
-                        tokio::spawn(async move { connection(stream, &store).await.ok() });
-                    }
-                    Err(e) => {
-                        // omni's accept backs off on EMFILE by itself; tokio's does not.
-                        eprintln!("resp_tokio: accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        })
-        .await
-        .map_err(io::Error::other)?
-    })
+    let store = Arc::new(Store::new());
+    server::main("resp_tokio", "127.0.0.1:6380", move |s| {
+        let store = store.clone();
+        async move { connection(s, &store).await }
+    });
 }
 
 /// Serves one client: read what is there, run every whole request in it, write all the replies
