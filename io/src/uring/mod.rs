@@ -92,10 +92,6 @@ impl Ops {
         self.free.push(i);
         s
     }
-
-    fn in_flight(&self) -> usize {
-        self.slots.len() - self.free.len()
-    }
 }
 
 /// Work the reaping thread does after it releases the table's lock.
@@ -412,7 +408,7 @@ impl Drop for UringDriver {
             self.push(&opcode::AsyncCancel::new(i as u64).build().user_data(CANCEL));
         }
         for _ in 0..100 {
-            if self.ops().in_flight() == 0 || self.in_flight() == 0 {
+            if self.in_flight() == 0 {
                 break;
             }
             let _ = self.try_turn(Some(Duration::from_millis(10)));
