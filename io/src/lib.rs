@@ -359,8 +359,21 @@ impl Registration {
 
     /// Forgets the readiness of `ev` (the operation said `WouldBlock`), unless an event
     /// arrived since it was observed.
+    ///
+    /// Every bit of `ev` is forgotten, the closed and error bits too: no closed or failed
+    /// socket says `WouldBlock`, so such a bit was spurious (epoll reports a socket that has
+    /// not started connecting as hung up), and keeping it would make every later wait return
+    /// at once.
     pub fn clear_readiness(&self, ev: ReadyEvent) {
         self.io.clear_readiness(ev);
+    }
+
+    /// Forgets the readable and writable bits of `ev` (unless an event arrived since it was
+    /// observed) after a transfer shorter than asked: the socket is drained, or its send
+    /// buffer full, so the next call waits for the driver instead of meeting `WouldBlock`
+    /// first. Closed bits stay: an end of stream that came with the data is still there.
+    pub fn clear_drained(&self, ev: ReadyEvent) {
+        self.io.clear_drained(ev);
     }
 
     /// Runs `op` when the source is ready for `interest`, until it does not say `WouldBlock`.

@@ -18,8 +18,6 @@ use std::task::{Context, Poll, Waker};
 const READY_MASK: usize = 0xff;
 const SHUTDOWN: usize = 1 << 8;
 const TICK_SHIFT: u32 = 16;
-/// The bits a `WouldBlock` clears: closed bits stay set for good once seen.
-const CLEARABLE: Ready = Ready::from_bits(1 | 2 | 16);
 
 /// Readiness observed by [`Registration::poll_ready`](crate::Registration::poll_ready), with the
 /// tick it was seen at.
@@ -110,11 +108,29 @@ impl ScheduledIo {
     }
 
     /// Forgets the readiness of `ev` if no event arrived since it was observed.
+    ///
+    /// Every bit of `ev` goes, the closed and error bits too: the caller tried the operation
+    /// and it said `WouldBlock`, which no closed or failed socket says (a read at end of
+    /// stream returns 0, a write to a closed one fails). Keeping such a bit would make every
+    /// later wait return at once and the caller spin. A real close arrives again as a new
+    /// event, since the kernel reports the change.
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
-        let clear = ev.ready.intersection(CLEARABLE).bits() as usize;
+        self.clear(ev.tick, ev.ready);
+    }
+
+    /// Forgets only the readable and writable bits of `ev` (if no event arrived since): for a
+    /// transfer shorter than asked, which drained the socket or filled its buffer but proves
+    /// nothing about a close. An end of stream that arrived with the data stays seen, so the
+    /// next read returns 0 instead of waiting for an event that already came.
+    pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
+        self.clear(ev.tick, ev.ready.intersection(Ready::READABLE | Ready::WRITABLE));
+    }
+
+    fn clear(&self, tick: usize, ready: Ready) {
+        let clear = ready.bits() as usize;
         let _ = self
             .state
-            .fetch_update(AcqRel, Acquire, |s| (s >> TICK_SHIFT == ev.tick).then_some(s & !clear));
+            .fetch_update(AcqRel, Acquire, |s| (s >> TICK_SHIFT == tick).then_some(s & !clear));
     }
 
     /// Records `ready` (a new tick) and wakes the waiters it satisfies.
@@ -173,6 +189,45 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, SeqCst);
         }
+    }
+
+    #[test]
+    fn a_would_block_clears_a_spurious_hang_up() {
+        // epoll reports a socket that has not started connecting as hung up; the read that
+        // follows says WouldBlock. The wait after it must sleep, not return at once forever.
+        let io = ScheduledIo::new();
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let Readiness::Ready(ev) = io.poll_ready(&mut cx, Interest::READABLE, |_, _| {}) else {
+            unreachable!()
+        };
+        io.clear_readiness(ev);
+        io.deliver(Ready::READ_CLOSED | Ready::WRITE_CLOSED | Ready::ERROR);
+        let Readiness::Ready(ev) = io.poll_ready(&mut cx, Interest::READABLE, |_, _| {}) else {
+            panic!("a hang-up satisfies a reader");
+        };
+        assert!(ev.ready.contains(Ready::READ_CLOSED));
+        io.clear_readiness(ev);
+        assert!(matches!(
+            io.poll_ready(&mut cx, Interest::READABLE, |_, _| {}),
+            Readiness::Pending
+        ));
+    }
+
+    #[test]
+    fn a_short_transfer_keeps_an_end_of_stream_that_came_with_the_data() {
+        let io = ScheduledIo::new();
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        io.deliver(Ready::READABLE | Ready::READ_CLOSED);
+        let Readiness::Ready(ev) = io.poll_ready(&mut cx, Interest::READABLE, |_, _| {}) else {
+            unreachable!()
+        };
+        io.clear_drained(ev);
+        let Readiness::Ready(ev) = io.poll_ready(&mut cx, Interest::READABLE, |_, _| {}) else {
+            panic!("the end of stream was forgotten: the reader would wait for good");
+        };
+        assert_eq!(ev.ready, Ready::READ_CLOSED);
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Src {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.reg.clear_readiness(ev),
                 Ok(n) if n > 0 && n < want => {
-                    self.reg.clear_readiness(ev);
+                    self.reg.clear_drained(ev);
                     return Poll::Ready(Ok(n));
                 }
                 r => return Poll::Ready(r),

@@ -1,7 +1,7 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], and the stream's split halves.
 
 use super::addr;
-use super::src::{cvt, Src};
+use super::src::{current_reactor, cvt, Src};
 use super::stream::byte_stream;
 use omni_io::uring::{Accept, Connect, Op};
 use omni_io::Interest;
@@ -183,39 +183,47 @@ impl TcpStream {
 
     async fn connect_addr(a: SocketAddr) -> io::Result<TcpStream> {
         let domain = if a.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        let reactor = current_reactor()?;
         // SAFETY: plain socket(2) call; the result is checked.
         let fd = cvt(unsafe {
             libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
         } as isize)? as RawFd;
         // SAFETY: `fd` was just created and is owned by nobody else.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        let stream = TcpStream::from_owned_nonblocking(owned)?;
         let (storage, len) = addr::to_raw(&a);
-        match Op::new(stream.src.reactor(), Connect::new(fd, storage, len)) {
+        match Op::new(&reactor, Connect::new(fd, storage, len)) {
             Ok(op) => {
                 op.await.0.result?;
+                TcpStream::from_owned_nonblocking(owned)
             }
             Err(_) => {
                 // SAFETY: `storage` holds a valid address of `len` bytes.
                 let r = unsafe {
                     libc::connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len)
                 };
-                if r < 0 {
+                let in_progress = r < 0 && {
                     let e = io::Error::last_os_error();
                     if e.raw_os_error() != Some(libc::EINPROGRESS) {
                         return Err(e);
                     }
+                    true
+                };
+                // Registered only now, after connect(2) started: epoll reports a socket that
+                // has not begun connecting as hung up, and a worker waiting in epoll_wait
+                // would record that hang-up for good before the connect began.
+                let stream = TcpStream::from_owned_nonblocking(owned)?;
+                if in_progress {
                     stream.writable().await?;
                     if let Some(e) = stream.io.take_error()? {
                         return Err(e);
                     }
-                    // Writable without a pending error can still mean "not connected" on some
-                    // systems: ask.
+                    // Writable without a pending error can still mean "not connected" on
+                    // some systems: ask.
                     stream.io.peer_addr()?;
                 }
+                Ok(stream)
             }
         }
-        Ok(stream)
     }
 
     fn from_owned_nonblocking(fd: OwnedFd) -> io::Result<TcpStream> {
