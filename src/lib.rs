@@ -39,6 +39,7 @@ pub mod net;
 pub mod promise;
 pub mod region;
 mod rt;
+pub mod scope;
 pub mod task;
 pub mod thread;
 pub mod time;
