@@ -34,6 +34,7 @@ mod cancel;
 pub mod chan;
 pub mod cont;
 pub mod fs;
+pub mod gen;
 mod loom;
 pub mod net;
 pub mod promise;
