@@ -21,6 +21,8 @@
 //! | `time::sleeps` | one timer of n tasks each sleeping a duration spread over [1, 100] ms (tokio `time::sleep`, async-io `Timer` on the async-executor side): wall time from the first spawn to the last wake-up, per timer |
 //! | `time::pending_memory` | bytes per task parked on a one-hour sleep (heap from the counting allocator, and RSS) |
 //! | `mt::fan_out` | on 2 workers: one task spawns n children that each send one message (async-channel, the same on every runtime) to a collector task |
+//! | `scope::nursery_fanout` | one child of n trivial children started in one nursery and joined when it returns; tokio: a `JoinSet` spawned into and drained; async-executor: spawned tasks whose handles are awaited |
+//! | `gen::yield` | one item of an endless counting generator driven as an iterator, omni's `Gen` beside a hand-written `Iterator` and genawaiter's `rc::Gen`: a table of its own |
 //! | `tcp::echo` | one round trip of 64 bytes on one of 50 loopback TCP connections (server and clients in one runtime), on omni with each I/O driver and on tokio, at 1 and 2 workers: a table of its own, in round trips per second (async-executor has no reactor of its own here, so no column) |
 //!
 //! Read the ratio columns as omni's median divided by the peer's: lower is better, and below 1.00
@@ -52,7 +54,7 @@ use tokio::sync::oneshot;
 
 use common::memory::{CountingAlloc, Footprint, Window};
 use common::report::{median, print_table, Config, Row, PEERS};
-use common::{chan, multi, tcp, timers};
+use common::{chan, multi, scope, tcp, timers};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -431,6 +433,19 @@ fn workloads() -> Vec<Workload> {
             },
         },
         Workload {
+            id: "scope::nursery_fanout",
+            n: 100_000,
+            measure: Time {
+                unit: "ns per child started and joined (nursery / JoinSet / spawned tasks)",
+                ops_per_n: 1,
+                runs: [
+                    scope::nursery_fanout_omni,
+                    scope::nursery_fanout_tokio,
+                    scope::nursery_fanout_ae,
+                ],
+            },
+        },
+        Workload {
             id: "mt::spawn_join",
             n: 100_000,
             measure: Time {
@@ -560,12 +575,16 @@ fn main() {
         eprintln!("peers: {} done in {:.1?}", w.id, start.elapsed());
     }
     let tcp = cfg.selects(tcp::ID);
-    if rows.is_empty() && !tcp {
+    let gens = cfg.selects(scope::GEN_ID);
+    if rows.is_empty() && !tcp && !gens {
         eprintln!("peers: no workload matches the filter");
         return;
     }
     if !rows.is_empty() {
         print_table(&rows, &cfg);
+    }
+    if gens {
+        scope::report(&cfg);
     }
     if tcp {
         tcp::report(&cfg);

@@ -88,6 +88,7 @@ impl<T> Co<T> {
     ///
     /// When awaited outside its own generator's body (a `Co` moved into a spawned task, or
     /// into another generator): there is no one there to take the item.
+    #[inline]
     pub fn yield_(&self, item: T) -> Yield<'_, T> {
         Yield { co: self, item: Some(item) }
     }
@@ -111,6 +112,7 @@ impl<T> Unpin for Yield<'_, T> {}
 impl<T> Future for Yield<'_, T> {
     type Output = ();
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
         let Some(item) = self.item.take() else {
             return Poll::Ready(()); // taken by the generator: resume the body
@@ -182,12 +184,14 @@ impl<T, F: Future<Output = ()>> Gen<T, F> {
 
     /// Runs the body to its next yield (`Some`), its end (`None`), or a wait on something
     /// else (`Pending`; `cx` is woken when it is worth resuming).
+    #[inline]
     pub fn resume(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         if self.done {
             return Poll::Ready(None);
         }
         struct Restore(*const ());
         impl Drop for Restore {
+            #[inline]
             fn drop(&mut self) {
                 CURRENT.with(|c| c.set(self.0));
             }
@@ -267,6 +271,7 @@ impl Wake for Unpark {
 impl<T, F: Future<Output = ()>> Iterator for Iter<T, F> {
     type Item = T;
 
+    #[inline]
     fn next(&mut self) -> Option<T> {
         // A body that only yields never looks at the waker.
         if let Poll::Ready(v) = self.gen.resume(&mut Context::from_waker(Waker::noop())) {
