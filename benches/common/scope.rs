@@ -117,11 +117,14 @@ fn gen_genawaiter(n: usize) -> Duration {
     drain(g.into_iter(), n)
 }
 
+/// One column's measurement: the time for n items.
+type Run = fn(usize) -> Duration;
+
 /// Measures and prints the `gen::yield` table.
 pub(crate) fn report(cfg: &Config) {
     let n = cfg.size(GEN_N);
     eprintln!("peers: {GEN_ID} (n = {n} items, {} rounds)", cfg.rounds);
-    let runs: [(&str, fn(usize) -> Duration); 3] = [
+    let runs: [(&str, Run); 3] = [
         ("omni Gen", gen_omni),
         ("hand-written Iterator", gen_hand),
         ("genawaiter rc", gen_genawaiter),
