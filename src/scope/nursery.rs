@@ -900,3 +900,77 @@ where
         }
     }
 }
+
+#[cfg(loom)]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicBool as LoomBool;
+
+    /// A flag another thread sets, with a waker it wakes: the leaf a child waits on.
+    #[derive(Default)]
+    struct Signal {
+        set: LoomBool,
+        waker: Mutex<Option<Waker>>,
+    }
+
+    impl Signal {
+        fn fire(&self) {
+            self.set.store(true, SeqCst);
+            let w = lock(&self.waker).take();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+
+        fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+            if self.set.load(SeqCst) {
+                return Poll::Ready(());
+            }
+            *lock(&self.waker) = Some(cx.waker().clone());
+            if self.set.load(SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    /// A child that panics when its signal fires, racing a sibling that completes when its own
+    /// signal fires, each fired from a thread of its own. Whatever the order: the nursery
+    /// reports the panic, the sibling's handle says it finished or was cancelled, and no wake
+    /// is lost (loom reports a deadlock if the nursery sleeps through one).
+    #[test]
+    fn loom_child_panic_vs_sibling_completion() {
+        loom::model(|| {
+            let (a, b) = (Arc::new(Signal::default()), Arc::new(Signal::default()));
+            let (a2, b2) = (a.clone(), b.clone());
+            let ta = loom::thread::spawn(move || a2.fire());
+            let tb = loom::thread::spawn(move || b2.fire());
+            let sibling = Arc::new(Mutex::new(None));
+            let s2 = sibling.clone();
+            let r = crate::loom::block_on(nursery(move |n: Nursery<'_, ()>| {
+                n.spawn(async move {
+                    std::future::poll_fn(|cx| a.poll(cx)).await;
+                    // resume_unwind: a panic without the panic hook's message per iteration.
+                    std::panic::resume_unwind(Box::new("child failed"));
+                    #[allow(unreachable_code)]
+                    Ok(())
+                });
+                let h = n.spawn(async move {
+                    std::future::poll_fn(|cx| b.poll(cx)).await;
+                    Ok(1)
+                });
+                *lock(&s2) = Some(h);
+                async { Ok(()) }
+            }));
+            let err = r.unwrap_err();
+            assert!(err.is_panic());
+            assert_eq!(err.failures().len(), 1);
+            let h = lock(&sibling).take().unwrap();
+            let got = crate::loom::block_on(h);
+            assert!(matches!(got, Ok(1) | Err(ChildError::Cancelled)), "{got:?}");
+            ta.join().unwrap();
+            tb.join().unwrap();
+        });
+    }
+}
