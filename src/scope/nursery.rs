@@ -8,12 +8,12 @@
 //! concurrently with each other and with the body, on the thread that polls the nursery; for
 //! parallelism, a child `omni::spawn`s a task and awaits its `JoinHandle`.
 //!
-//! Each child has a small waker node (its slab key and a flag) that pushes the key onto the
-//! nursery's ready list and wakes the task polling the nursery. A node is reused by the next
-//! child in its slot when no waker clone outlived the last one, so a nursery that starts and
-//! joins children in a loop allocates only the children's boxes and result slots. A stale wake
-//! (the child finished, or its slot holds a newer child) fails the generation check and is
-//! ignored.
+//! Each child gets a small waker node (its slab key and a flag) at its first poll; waking it
+//! pushes the key onto the nursery's ready list and wakes the task polling the nursery. When a
+//! child finishes and no clone of its waker survives, the node goes back to a short spare list
+//! for the next child, so a nursery whose children finish as they start allocates only their
+//! boxes and result slots. A stale wake (the child finished, or its slot holds a newer child)
+//! fails the generation check and is ignored.
 //!
 //! # Why borrowing children are sound
 //!
@@ -72,14 +72,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Default)]
 struct Wakeups {
     state: Mutex<WakeState>,
+    /// Something was spawned since the nursery last looked. Outside the lock, so a burst of
+    /// spawns takes it once: only the spawn that sets the flag goes on to wake the nursery.
+    spawned: AtomicBool,
 }
 
 #[derive(Default)]
 struct WakeState {
     /// Keys of the children (and body) woken since the nursery last looked.
     ready: Vec<u64>,
-    /// Something was spawned since the nursery last looked.
-    spawned: bool,
     /// The nursery is inside its poll and will look again before it sleeps.
     polling: bool,
     /// The waker of the task polling the nursery, while it sleeps.
@@ -224,7 +225,12 @@ impl<'a, E: Send + 'a> Nursery<'a, E> {
         };
         match refused {
             Some(child) => drop(child),
-            None => self.spawner.wakeups.notify(|s| s.spawned = true),
+            None => {
+                let w = &self.spawner.wakeups;
+                if !w.spawned.swap(true, SeqCst) {
+                    w.notify(|_| {});
+                }
+            }
         }
         ChildHandle { slot }
     }
@@ -515,8 +521,13 @@ enum Policy {
 struct Entry<'a, E> {
     generation: u32,
     child: Option<ChildFut<'a, E>>,
-    node: Arc<Node>,
+    /// The child's waker node, bound at its first poll.
+    node: Option<Arc<Node>>,
 }
+
+/// Waker nodes kept for reuse: enough for a nursery whose children finish as fast as they
+/// start, without hoarding the nodes of a burst.
+const SPARE_NODES: usize = 64;
 
 /// The future behind [`nursery`] and [`supervise`].
 struct Scope<'a, Fut, T, E> {
@@ -526,6 +537,8 @@ struct Scope<'a, Fut, T, E> {
     value: Option<T>,
     entries: Vec<Entry<'a, E>>,
     free: Vec<u32>,
+    /// Nodes no waker refers to any more, ready for the next child.
+    spare: Vec<Arc<Node>>,
     live: usize,
     /// Keys to poll in this round.
     run: Vec<u64>,
@@ -556,6 +569,7 @@ where
             value: None,
             entries: Vec::new(),
             free: Vec::new(),
+            spare: Vec::new(),
             live: 0,
             run: vec![BODY],
             failures: Vec::new(),
@@ -571,24 +585,12 @@ where
             Some(i) => i,
             None => {
                 let i = u32::try_from(self.entries.len()).expect("over 2^32 live nursery children");
-                self.entries.push(Entry {
-                    generation: 0,
-                    child: None,
-                    node: Node::new(&self.wakeups, u64::from(i)),
-                });
+                self.entries.push(Entry { generation: 0, child: None, node: None });
                 i
             }
         };
         let e = &mut self.entries[index as usize];
         let key = u64::from(e.generation) << 32 | u64::from(index);
-        match Arc::get_mut(&mut e.node) {
-            // No waker of the slot's last child survives: reuse its node.
-            Some(n) => {
-                n.key = key;
-                n.queued.store(true, Relaxed);
-            }
-            None => e.node = Node::new(&self.wakeups, key),
-        }
         e.child = Some(child);
         self.live += 1;
         self.run.push(key);
@@ -597,6 +599,12 @@ where
     fn remove(&mut self, index: u32) -> Option<ChildFut<'a, E>> {
         let e = &mut self.entries[index as usize];
         let child = e.child.take();
+        if let Some(mut n) = e.node.take() {
+            // No waker of this child survives: the next child may have its node.
+            if Arc::get_mut(&mut n).is_some() && self.spare.len() < SPARE_NODES {
+                self.spare.push(n);
+            }
+        }
         e.generation = e.generation.wrapping_add(1);
         self.free.push(index);
         self.live -= 1;
@@ -605,11 +613,11 @@ where
 
     /// Takes the spawned children and the woken keys; says whether there were any.
     fn collect(&mut self) -> bool {
-        let spawned = {
+        {
             let mut s = lock(&self.wakeups.state);
             self.run.append(&mut s.ready);
-            std::mem::take(&mut s.spawned)
-        };
+        }
+        let spawned = self.wakeups.spawned.swap(false, SeqCst);
         if spawned {
             let list = std::mem::take(&mut lock(&self.spawner.incoming).list);
             for child in list {
@@ -663,13 +671,21 @@ where
 
     fn poll_child(&mut self, key: u64) {
         let index = key as u32;
-        let Some(e) = self.entries.get_mut(index as usize) else { return };
+        let Scope { entries, spare, wakeups, .. } = self;
+        let Some(e) = entries.get_mut(index as usize) else { return };
         if u64::from(e.generation) != key >> 32 {
             return; // a stale wake: that child is gone
         }
         let Some(child) = e.child.as_mut() else { return };
-        e.node.queued.store(false, Release);
-        let waker = Waker::from(e.node.clone());
+        let node = e.node.get_or_insert_with(|| match spare.pop() {
+            Some(mut n) => {
+                Arc::get_mut(&mut n).expect("spare nodes are unshared").key = key;
+                n
+            }
+            None => Node::new(wakeups, key),
+        });
+        node.queued.store(false, Release);
+        let waker = Waker::from(node.clone());
         let r = child.as_mut().poll(&mut Context::from_waker(&waker));
         drop(waker);
         let failure = match r {
@@ -734,7 +750,7 @@ where
             if self.run.is_empty() {
                 // Nothing to run: sleep unless a wake or spawn arrived meanwhile.
                 let mut s = lock(&self.wakeups.state);
-                if s.ready.is_empty() && !s.spawned {
+                if s.ready.is_empty() && !self.wakeups.spawned.load(SeqCst) {
                     s.polling = false;
                     match &s.parent {
                         Some(p) if p.will_wake(cx.waker()) => {}
@@ -933,6 +949,37 @@ mod loom_tests {
                 Poll::Pending
             }
         }
+    }
+
+    /// A spawn from another thread while the nursery sleeps, waiting for its body: the child
+    /// runs (and lets the body finish), whichever order the spawn, its wake and the nursery's
+    /// sleep come in. A lost spawn wake-up is a loom deadlock.
+    #[test]
+    fn loom_spawn_from_another_thread_vs_nursery_sleep() {
+        loom::model(|| {
+            let sig = Arc::new(Signal::default());
+            let handle = Arc::new(Mutex::new(None));
+            let h2 = handle.clone();
+            let r = crate::loom::block_on(nursery(move |n: Nursery<'static, ()>| {
+                let n2 = n.clone();
+                let s2 = sig.clone();
+                // Only the spawned child fires the signal the body waits for, so the spawn's
+                // own wake is all that can get the nursery going again.
+                let t = loom::thread::spawn(move || {
+                    *lock(&h2) = Some(n2.spawn(async move {
+                        s2.fire();
+                        Ok(5)
+                    }));
+                });
+                async move {
+                    std::future::poll_fn(|cx| sig.poll(cx)).await;
+                    Ok(t)
+                }
+            }));
+            r.unwrap().join().unwrap();
+            let h = lock(&handle).take().unwrap();
+            assert_eq!(crate::loom::block_on(h), Ok(5));
+        });
     }
 
     /// A child that panics when its signal fires, racing a sibling that completes when its own
