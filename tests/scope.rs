@@ -526,3 +526,23 @@ fn children_that_keep_yielding_do_not_hold_the_thread() {
         assert!(spins > 0);
     });
 }
+
+#[test]
+fn a_runtime_dropped_with_a_shield_in_flight_neither_hangs_nor_leaks() {
+    let live = Live::default();
+    let rt = paused();
+    let l = live.clone();
+    rt.block_on(async move {
+        let g = l.guard();
+        omni::spawn(async move {
+            shield(async move {
+                let _g = g;
+                sleep(Duration::from_secs(3600)).await;
+            })
+            .await;
+        });
+        omni::yield_now().await;
+    });
+    drop(rt);
+    assert_eq!(live.count(), 0, "the shielded work went with its runtime");
+}
