@@ -29,6 +29,10 @@
 //! - When it is leaked (`mem::forget`), its children are leaked with it and never polled
 //!   again: nothing runs on borrowed data that is gone.
 //!
+//! What children may borrow is what outlives the nursery: the caller's locals, not the body's
+//! own. A body written `async move` moves what it captures into itself, so take a reference
+//! first (`let data = &data;`) and let the body move the reference.
+//!
 //! No lifetime is erased and no `unsafe` is involved: this is the design `std::thread::scope`
 //! cannot use (threads run by themselves), and the reason children here are polled by their
 //! nursery rather than handed to the scheduler.
@@ -197,6 +201,7 @@ impl<'a, E: Send + 'a> Nursery<'a, E> {
     /// use omni::scope::nursery;
     ///
     /// let words = vec!["a", "bb", "ccc"];
+    /// let words = &words; // the body moves the reference, the children borrow the vector
     /// let total = omni::block_on(nursery(|n| async move {
     ///     let handles: Vec<_> = words.iter().map(|w| n.spawn(async move { Ok(w.len()) })).collect();
     ///     let mut total = 0;
@@ -852,7 +857,7 @@ impl<Fut, T, E> Drop for Scope<'_, Fut, T, E> {
 /// let rt = omni::Builder::new_current_thread().start_paused(true).build().unwrap();
 /// let err = rt.block_on(nursery(|n| async move {
 ///     n.spawn(async { sleep(Duration::from_secs(3600)).await; Ok(()) });
-///     n.spawn(async { Err("disk full") });
+///     n.spawn(async { Err::<(), _>("disk full") });
 ///     Ok(())
 /// }))
 /// .unwrap_err();
@@ -890,7 +895,7 @@ where
 ///
 /// let (sum, failures) = omni::block_on(supervise(|n| async move {
 ///     let a = n.spawn(async { Ok(1) });
-///     n.spawn(async { Err("one of them fails") });
+///     n.spawn(async { Err::<(), _>("one of them fails") });
 ///     let b = n.spawn(async { Ok(2) });
 ///     Ok::<_, &str>(a.await.unwrap() + b.await.unwrap())
 /// }))
