@@ -35,6 +35,7 @@ pub mod chan;
 pub mod cont;
 pub mod fs;
 pub mod gen;
+pub mod lisp;
 mod loom;
 pub mod net;
 pub mod promise;
