@@ -1,9 +1,10 @@
 //! OmniLisp: a small Lisp on the omni runtime.
 //!
-//! This is the language's first layer, the reader: source bytes to [`Datum`]s, each with the
-//! `file:line:col` it came from. The evaluator (a CEK machine with heap-allocated continuation
-//! frames and multi-shot `prompt`/`control`), the region heap and the `omnilisp` command build
-//! on it (issue 8).
+//! Built so far: the reader (source bytes to [`Datum`]s, each with the `file:line:col` it came
+//! from) and the heap (Lisp objects in a region of `omni::region`, reclaimed by a mark-sweep
+//! collector, with per-heap statistics). The evaluator (a CEK machine whose continuation frames
+//! are heap objects, with multi-shot `prompt`/`control`) and the `omnilisp` command build on
+//! them (issue 8).
 //!
 //! ```
 //! use omni::lisp::read_all;
@@ -16,6 +17,7 @@
 //! ```
 
 mod datum;
+pub mod heap;
 mod reader;
 
 pub use datum::{Datum, DatumKind, Span};

@@ -509,34 +509,34 @@ impl<'s> Reader<'s> {
                     }
                 }
                 b'"' => self.string(at)?,
-                b'#' => {
-                    match self.peek_at(1) {
-                        Some(b'\\') => {
-                            self.bump();
-                            self.bump();
-                            if self.peek().is_none() {
-                                return Err(self.error(
-                                    at,
-                                    "`#\\` at the end of the source: a character name is missing",
-                                ));
-                            }
-                            self.character(at)?
+                b'#' => match self.peek_at(1) {
+                    Some(b'\\') => {
+                        self.bump();
+                        self.bump();
+                        if self.peek().is_none() {
+                            return Err(self.error(
+                                at,
+                                "`#\\` at the end of the source: a character name is missing",
+                            ));
                         }
-                        _ => {
-                            let text = self.token()?;
-                            match text {
-                                "#t" | "#true" => Datum::new(DatumKind::Bool(true), at),
-                                "#f" | "#false" => Datum::new(DatumKind::Bool(false), at),
-                                _ => return Err(self.error(
+                        self.character(at)?
+                    }
+                    _ => {
+                        let text = self.token()?;
+                        match text {
+                            "#t" | "#true" => Datum::new(DatumKind::Bool(true), at),
+                            "#f" | "#false" => Datum::new(DatumKind::Bool(false), at),
+                            _ => {
+                                return Err(self.error(
                                     at,
                                     format!(
                                         "unknown `#` syntax `{text}` (known: #t #f #\\c #( #| #;)"
                                     ),
-                                )),
+                                ))
                             }
                         }
                     }
-                }
+                },
                 b'.' if matches!(open.last(), Some(Open::List { .. }))
                     && self.peek_at(1).is_none_or(is_delimiter) =>
                 {

@@ -1,0 +1,518 @@
+//! The Lisp heap: objects in a generational region, reclaimed by a mark-sweep collector.
+//!
+//! Immediate values (`()`, booleans, integers, floats, characters, symbols) live in [`Value`]
+//! itself; everything else is an [`Obj`] in the heap's region, named by a [`Ref`] (the region's
+//! generational key). A `Ref` to an object the collector freed is stale: reading it gives an
+//! error, never another object, because the slot's version moved on.
+//!
+//! # Collection
+//!
+//! [`Heap::collect`] marks from the roots it is given, with an explicit stack (a list a million
+//! long or a million deep marks on any thread), then sweeps every unmarked object. Cycles are
+//! reclaimed like anything else unreachable. The owner (the evaluator) decides when to collect:
+//! [`Heap::should_collect`] says when the objects allocated since the last collection reach the
+//! number that survived it (so the work per allocation stays constant), and the cap set by
+//! [`Heap::with_limit`] makes allocation fail with [`HeapFull`] instead of growing without
+//! bound, which the evaluator turns into a Lisp error.
+//!
+//! # Invariants
+//!
+//! - Every `Ref` inside a live object points at a live object after a collection whose roots
+//!   reached the container (the mark phase follows every `Ref` an object holds; see
+//!   [`Obj::trace`]).
+//! - Mark bits are clear outside `collect`.
+//! - [`HeapStats`] counts live objects, an estimate of their bytes, collections and objects
+//!   freed, for the debugger's per-region memory view.
+
+use crate::region::Region;
+use std::collections::HashMap;
+use std::fmt;
+
+crate::region::new_key_type! {
+    /// A reference to a heap object: a generational key of the heap's region.
+    pub struct Ref;
+}
+
+/// An interned symbol: equal names, equal `Sym`s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sym(u32);
+
+/// Symbol names, interned.
+#[derive(Debug, Default)]
+pub struct Symbols {
+    ids: HashMap<Box<str>, Sym>,
+    names: Vec<Box<str>>,
+}
+
+impl Symbols {
+    /// The symbol named `name`, made on first use.
+    pub fn intern(&mut self, name: &str) -> Sym {
+        if let Some(&s) = self.ids.get(name) {
+            return s;
+        }
+        let s = Sym(u32::try_from(self.names.len()).expect("over 2^32 symbols"));
+        self.names.push(name.into());
+        self.ids.insert(name.into(), s);
+        s
+    }
+
+    /// The name of `s`.
+    pub fn name(&self, s: Sym) -> &str {
+        &self.names[s.0 as usize]
+    }
+}
+
+/// A Lisp value: an immediate, or a reference to a heap object.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    /// The empty list.
+    Nil,
+    /// `#t` / `#f`.
+    Bool(bool),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A character.
+    Char(char),
+    /// A symbol.
+    Sym(Sym),
+    /// What a form with no useful value gives (`set!`, `display`).
+    Unspecified,
+    /// A heap object.
+    Ref(Ref),
+}
+
+/// A heap object.
+#[derive(Debug)]
+pub enum Obj {
+    /// A pair (`cons`).
+    Pair(Value, Value),
+    /// A string.
+    Str(String),
+    /// A vector.
+    Vector(Vec<Value>),
+    /// A box: one mutable cell.
+    Box(Value),
+}
+
+impl Obj {
+    /// Hands every value this object holds to `f` (the collector follows the references).
+    pub fn trace(&self, mut f: impl FnMut(Value)) {
+        match self {
+            Obj::Pair(a, d) => {
+                f(*a);
+                f(*d);
+            }
+            Obj::Vector(items) => items.iter().copied().for_each(f),
+            Obj::Box(v) => f(*v),
+            Obj::Str(_) => {}
+        }
+    }
+
+    /// An estimate of the bytes this object occupies: its slot plus what it owns.
+    fn bytes(&self) -> usize {
+        let own = match self {
+            Obj::Str(s) => s.capacity(),
+            Obj::Vector(v) => v.capacity() * std::mem::size_of::<Value>(),
+            Obj::Pair(..) | Obj::Box(_) => 0,
+        };
+        std::mem::size_of::<Cell>() + own
+    }
+}
+
+/// A slot of the heap: the object and its mark bit.
+#[derive(Debug)]
+struct Cell {
+    marked: bool,
+    obj: Obj,
+}
+
+/// Allocation refused: the heap holds as many objects as its limit allows, even after a
+/// collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapFull {
+    /// The limit, in objects.
+    pub limit: usize,
+}
+
+impl fmt::Display for HeapFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "heap limit reached ({} live objects)", self.limit)
+    }
+}
+
+impl std::error::Error for HeapFull {}
+
+/// A stale or wrong reference: the object was collected, or is of another kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadRef;
+
+/// Counts of one heap, for the debugger and for tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Objects alive now.
+    pub objects: usize,
+    /// Estimated bytes of the live objects.
+    pub bytes: usize,
+    /// Collections run.
+    pub collections: u64,
+    /// Objects freed by collections, in all.
+    pub freed: u64,
+    /// Objects allocated, in all.
+    pub allocated: u64,
+}
+
+/// The Lisp heap.
+pub struct Heap {
+    cells: Region<Ref, Cell>,
+    limit: usize,
+    bytes: usize,
+    since_collect: usize,
+    survivors: usize,
+    stats: HeapStats,
+}
+
+/// The fewest allocations between collections, so a small heap is not collected constantly.
+const MIN_INTERVAL: usize = 4096;
+
+impl Default for Heap {
+    fn default() -> Self {
+        Heap::new()
+    }
+}
+
+impl Heap {
+    /// An empty heap with no limit.
+    pub fn new() -> Heap {
+        Heap::with_limit(usize::MAX)
+    }
+
+    /// An empty heap that refuses to hold more than `limit` live objects.
+    pub fn with_limit(limit: usize) -> Heap {
+        Heap {
+            cells: Region::new(),
+            limit,
+            bytes: 0,
+            since_collect: 0,
+            survivors: 0,
+            stats: HeapStats::default(),
+        }
+    }
+
+    /// Allocates `obj`.
+    ///
+    /// # Errors
+    ///
+    /// [`HeapFull`] when the heap already holds its limit of live objects. The owner should
+    /// [`collect`](Heap::collect) and try again before reporting it.
+    pub fn alloc(&mut self, obj: Obj) -> Result<Ref, HeapFull> {
+        if self.cells.len() >= self.limit {
+            return Err(HeapFull { limit: self.limit });
+        }
+        self.bytes += obj.bytes();
+        self.since_collect += 1;
+        self.stats.allocated += 1;
+        Ok(self.cells.insert(Cell { marked: false, obj }))
+    }
+
+    /// The object `r` names.
+    ///
+    /// # Errors
+    ///
+    /// [`BadRef`] when `r` is stale (its object was collected).
+    pub fn get(&self, r: Ref) -> Result<&Obj, BadRef> {
+        self.cells.get(r).map(|c| &c.obj).ok_or(BadRef)
+    }
+
+    /// The object `r` names, to change it. Its size estimate is kept up to date.
+    ///
+    /// # Errors
+    ///
+    /// [`BadRef`] when `r` is stale.
+    pub fn update<R>(&mut self, r: Ref, f: impl FnOnce(&mut Obj) -> R) -> Result<R, BadRef> {
+        let cell = self.cells.get_mut(r).ok_or(BadRef)?;
+        let before = cell.obj.bytes();
+        let out = f(&mut cell.obj);
+        self.bytes = self.bytes - before + cell.obj.bytes();
+        Ok(out)
+    }
+
+    /// Whether enough was allocated since the last collection to make one worth its cost (as
+    /// many objects as survived it, and at least a few thousand), or the limit is near.
+    pub fn should_collect(&self) -> bool {
+        self.since_collect >= self.survivors.max(MIN_INTERVAL)
+            || self.cells.len() >= self.limit.saturating_sub(1)
+    }
+
+    /// Frees every object not reachable from `roots`. Returns how many were freed.
+    pub fn collect(&mut self, roots: impl IntoIterator<Item = Value>) -> usize {
+        let mut stack: Vec<Ref> = Vec::new();
+        let push = |v: Value, stack: &mut Vec<Ref>| {
+            if let Value::Ref(r) = v {
+                stack.push(r);
+            }
+        };
+        for v in roots {
+            push(v, &mut stack);
+        }
+        while let Some(r) = stack.pop() {
+            let Some(cell) = self.cells.get_mut(r) else { continue };
+            if cell.marked {
+                continue;
+            }
+            cell.marked = true;
+            cell.obj.trace(|v| push(v, &mut stack));
+        }
+        let before = self.cells.len();
+        let mut bytes = 0;
+        self.cells.retain(|_, c| {
+            let keep = std::mem::replace(&mut c.marked, false);
+            if keep {
+                bytes += c.obj.bytes();
+            }
+            keep
+        });
+        let freed = before - self.cells.len();
+        self.bytes = bytes;
+        self.survivors = self.cells.len();
+        self.since_collect = 0;
+        self.stats.collections += 1;
+        self.stats.freed += freed as u64;
+        freed
+    }
+
+    /// The heap's counts now.
+    pub fn stats(&self) -> HeapStats {
+        HeapStats { objects: self.cells.len(), bytes: self.bytes, ..self.stats }
+    }
+
+    /// `(a . d)`.
+    ///
+    /// # Errors
+    ///
+    /// [`HeapFull`], as [`Heap::alloc`].
+    pub fn cons(&mut self, a: Value, d: Value) -> Result<Value, HeapFull> {
+        self.alloc(Obj::Pair(a, d)).map(Value::Ref)
+    }
+
+    /// The car and cdr of `v`, if it is a pair.
+    pub fn pair(&self, v: Value) -> Option<(Value, Value)> {
+        match v {
+            Value::Ref(r) => match self.get(r) {
+                Ok(Obj::Pair(a, d)) => Some((*a, *d)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Writes `v` as `write` would (strings quoted), without recursing on the host stack.
+    pub fn write(&self, v: Value, symbols: &Symbols, out: &mut String) {
+        print(self, v, symbols, out, true);
+    }
+
+    /// Writes `v` as `display` would (strings and characters as they are).
+    pub fn display(&self, v: Value, symbols: &Symbols, out: &mut String) {
+        print(self, v, symbols, out, false);
+    }
+}
+
+impl fmt::Debug for Heap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Heap").field("stats", &self.stats()).finish()
+    }
+}
+
+enum Step {
+    Value(Value),
+    /// The rest of a list after its first item: ` item ...` then `)`.
+    Rest(Value),
+    Text(&'static str),
+}
+
+fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool) {
+    use std::fmt::Write as _;
+    let mut stack = vec![Step::Value(v)];
+    while let Some(step) = stack.pop() {
+        match step {
+            Step::Text(t) => out.push_str(t),
+            Step::Rest(rest) => match rest {
+                Value::Nil => out.push(')'),
+                r => match heap.pair(r) {
+                    Some((a, d)) => {
+                        out.push(' ');
+                        stack.push(Step::Rest(d));
+                        stack.push(Step::Value(a));
+                    }
+                    None => {
+                        out.push_str(" . ");
+                        stack.push(Step::Text(")"));
+                        stack.push(Step::Value(r));
+                    }
+                },
+            },
+            Step::Value(v) => match v {
+                Value::Nil => out.push_str("()"),
+                Value::Bool(b) => out.push_str(if b { "#t" } else { "#f" }),
+                Value::Int(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                Value::Float(x) => {
+                    let _ = if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e16 {
+                        write!(out, "{x:.1}")
+                    } else {
+                        write!(out, "{x}")
+                    };
+                }
+                Value::Char(c) if write => {
+                    let _ = match super::reader::char_name(c) {
+                        Some(name) => write!(out, "#\\{name}"),
+                        None => write!(out, "#\\{c}"),
+                    };
+                }
+                Value::Char(c) => out.push(c),
+                Value::Sym(s) => out.push_str(symbols.name(s)),
+                Value::Unspecified => {}
+                Value::Ref(r) => match heap.get(r) {
+                    Err(BadRef) => out.push_str("#<collected>"),
+                    Ok(Obj::Pair(a, d)) => {
+                        out.push('(');
+                        stack.push(Step::Rest(*d));
+                        stack.push(Step::Value(*a));
+                    }
+                    Ok(Obj::Str(s)) if write => {
+                        let _ = write!(out, "{s:?}");
+                    }
+                    Ok(Obj::Str(s)) => out.push_str(s),
+                    Ok(Obj::Vector(items)) => {
+                        out.push_str("#(");
+                        stack.push(Step::Text(")"));
+                        for (i, item) in items.iter().enumerate().rev() {
+                            stack.push(Step::Value(*item));
+                            if i > 0 {
+                                stack.push(Step::Text(" "));
+                            }
+                        }
+                    }
+                    Ok(Obj::Box(inner)) => {
+                        out.push_str("#&");
+                        stack.push(Step::Value(*inner));
+                    }
+                },
+            },
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn list(heap: &mut Heap, items: &[Value]) -> Value {
+        items.iter().rev().fold(Value::Nil, |tail, v| heap.cons(*v, tail).unwrap())
+    }
+
+    #[test]
+    fn unreachable_objects_and_cycles_are_freed_reachable_ones_kept() {
+        let mut heap = Heap::new();
+        let syms = Symbols::default();
+        let kept = list(&mut heap, &[Value::Int(1), Value::Int(2), Value::Int(3)]);
+        // A cycle: a box holding a pair whose cdr is the box.
+        let b = heap.alloc(Obj::Box(Value::Nil)).unwrap();
+        let p = heap.cons(Value::Int(9), Value::Ref(b)).unwrap();
+        heap.update(b, |o| *o = Obj::Box(p)).unwrap();
+        assert_eq!(heap.stats().objects, 5);
+        let freed = heap.collect([kept]);
+        assert_eq!(freed, 2, "the unreachable cycle went");
+        let mut out = String::new();
+        heap.write(kept, &syms, &mut out);
+        assert_eq!(out, "(1 2 3)");
+        assert!(heap.get(b).is_err(), "a stale reference reads as gone, never as another object");
+        let s = heap.stats();
+        assert_eq!((s.objects, s.collections, s.freed, s.allocated), (3, 1, 2, 5));
+    }
+
+    #[test]
+    fn ten_million_self_referencing_objects_in_bounded_memory() {
+        let mut heap = Heap::new();
+        let mut peak = 0;
+        for i in 0..10_000_000i64 {
+            let b = heap.alloc(Obj::Box(Value::Int(i))).unwrap();
+            heap.update(b, |o| *o = Obj::Box(Value::Ref(b))).unwrap();
+            if heap.should_collect() {
+                heap.collect([Value::Ref(b)]);
+            }
+            peak = peak.max(heap.stats().objects);
+        }
+        assert!(peak <= 2 * MIN_INTERVAL, "peak {peak} live objects");
+        assert!(heap.stats().collections >= 10_000_000 / (2 * MIN_INTERVAL as u64));
+    }
+
+    #[test]
+    fn a_million_long_and_a_million_deep_mark_and_print_on_a_small_stack() {
+        let (long, deep, out_len) = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(|| {
+                let mut heap = Heap::new();
+                let syms = Symbols::default();
+                let mut long = Value::Nil;
+                for i in 0..1_000_000 {
+                    long = heap.cons(Value::Int(i), long).unwrap();
+                }
+                let mut deep = Value::Nil;
+                for _ in 0..1_000_000 {
+                    deep = heap.cons(deep, Value::Nil).unwrap();
+                }
+                heap.collect([long, deep]);
+                let kept = heap.stats().objects;
+                let mut out = String::new();
+                heap.write(deep, &syms, &mut out);
+                (kept, heap.collect([long]), out.len())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(long, 2_000_000);
+        assert_eq!(deep, 1_000_000);
+        assert_eq!(out_len, 2_000_002);
+    }
+
+    #[test]
+    fn the_limit_refuses_allocation_and_a_collection_makes_room() {
+        let mut heap = Heap::with_limit(10);
+        let keep = heap.cons(Value::Int(0), Value::Nil).unwrap();
+        for _ in 0..9 {
+            heap.cons(Value::Int(1), Value::Nil).unwrap();
+        }
+        let full = heap.cons(Value::Nil, Value::Nil).unwrap_err();
+        assert_eq!(full.to_string(), "heap limit reached (10 live objects)");
+        assert!(heap.should_collect());
+        assert_eq!(heap.collect([keep]), 9);
+        assert!(heap.cons(Value::Nil, Value::Nil).is_ok());
+    }
+
+    #[test]
+    fn printing_every_kind() {
+        let mut heap = Heap::new();
+        let mut syms = Symbols::default();
+        let s = heap.alloc(Obj::Str("a\"b".into())).unwrap();
+        let x = syms.intern("x");
+        assert_eq!(syms.intern("x"), x);
+        let v = heap
+            .alloc(Obj::Vector(vec![
+                Value::Ref(s),
+                Value::Char(' '),
+                Value::Float(2.0),
+                Value::Sym(x),
+            ]))
+            .unwrap();
+        let dotted = heap.cons(Value::Int(1), Value::Int(2)).unwrap();
+        let top = list(&mut heap, &[Value::Ref(v), dotted, Value::Bool(true), Value::Nil]);
+        let (mut w, mut d) = (String::new(), String::new());
+        heap.write(top, &syms, &mut w);
+        heap.display(top, &syms, &mut d);
+        assert_eq!(w, r#"(#("a\"b" #\space 2.0 x) (1 . 2) #t ())"#);
+        assert_eq!(d, r#"(#(a"b   2.0 x) (1 . 2) #t ())"#);
+    }
+}
