@@ -94,6 +94,16 @@ pub enum Obj {
     Vector(Vec<Value>),
     /// A box: one mutable cell.
     Box(Value),
+    /// A procedure written in Lisp: its code and the environment it closed over.
+    Closure(super::eval::Closure),
+    /// A builtin procedure.
+    Prim(super::eval::Prim),
+    /// The variables of one call.
+    Env(super::eval::Env),
+    /// A continuation frame.
+    Frame(super::eval::Frame),
+    /// A captured continuation (a procedure).
+    Cont(super::eval::Cont),
 }
 
 impl Obj {
@@ -106,7 +116,11 @@ impl Obj {
             }
             Obj::Vector(items) => items.iter().copied().for_each(f),
             Obj::Box(v) => f(*v),
-            Obj::Str(_) => {}
+            Obj::Str(_) | Obj::Prim(_) => {}
+            Obj::Closure(c) => c.trace(&mut f),
+            Obj::Env(e) => e.trace(&mut f),
+            Obj::Frame(fr) => fr.trace(&mut f),
+            Obj::Cont(k) => k.trace(&mut f),
         }
     }
 
@@ -115,7 +129,9 @@ impl Obj {
         let own = match self {
             Obj::Str(s) => s.capacity(),
             Obj::Vector(v) => v.capacity() * std::mem::size_of::<Value>(),
-            Obj::Pair(..) | Obj::Box(_) => 0,
+            Obj::Env(e) => e.capacity_bytes(),
+            Obj::Cont(k) => k.capacity_bytes(),
+            Obj::Pair(..) | Obj::Box(_) | Obj::Closure(_) | Obj::Prim(_) | Obj::Frame(_) => 0,
         };
         std::mem::size_of::<Cell>() + own
     }
@@ -174,7 +190,7 @@ pub struct Heap {
 }
 
 /// The fewest allocations between collections, so a small heap is not collected constantly.
-const MIN_INTERVAL: usize = 4096;
+const MIN_INTERVAL: usize = 100_000;
 
 impl Default for Heap {
     fn default() -> Self {
@@ -399,6 +415,13 @@ fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool
                         out.push_str("#&");
                         stack.push(Step::Value(*inner));
                     }
+                    Ok(Obj::Closure(_)) => out.push_str("#<procedure>"),
+                    Ok(Obj::Prim(p)) => {
+                        let _ = write!(out, "{p:?}");
+                    }
+                    Ok(Obj::Cont(_)) => out.push_str("#<continuation>"),
+                    Ok(Obj::Env(_)) => out.push_str("#<environment>"),
+                    Ok(Obj::Frame(_)) => out.push_str("#<frame>"),
                 },
             },
         }

@@ -1,24 +1,42 @@
 //! OmniLisp: a small Lisp on the omni runtime.
 //!
-//! Built so far: the reader (source bytes to [`Datum`]s, each with the `file:line:col` it came
-//! from) and the heap (Lisp objects in a region of `omni::region`, reclaimed by a mark-sweep
-//! collector, with per-heap statistics). The evaluator (a CEK machine whose continuation frames
-//! are heap objects, with multi-shot `prompt`/`control`) and the `omnilisp` command build on
-//! them (issue 8).
+//! Built so far (issue 8, in progress):
+//!
+//! - the reader: source bytes to [`Datum`]s, each with the `file:line:col` it came from, safe on
+//!   any input;
+//! - the heap ([`heap`]): Lisp objects in a region of `omni::region`, reclaimed by a mark-sweep
+//!   collector, with per-heap statistics;
+//! - the evaluator ([`Interp`]): a CEK machine whose continuation frames are heap objects, with
+//!   proper tail calls, recursion as deep as the frame limit, multi-shot `prompt`/`control`
+//!   and `reset`/`shift`, limits on steps, frames and heap objects that give Lisp errors, and
+//!   errors with locations and a backtrace. Special forms so far: `quote`, `if`, `define`
+//!   (with rest parameters), `set!`, `lambda`, `begin`, `let` (and named `let`), `let*`,
+//!   `letrec`, `letrec*`, `and`, `or`, `cond` (with `else` and `=>`), `when`, `unless`,
+//!   `prompt`, `control`, `reset`, `shift`.
+//!
+//! Still to come: `quasiquote`, `case`, `do`, `let-values`, `define-record-type`,
+//! `dynamic-wind`, `guard`/`raise`, `syntax-rules`, the rest of the builtins, the `omnilisp`
+//! command, and speed (a step is a heap frame today).
 //!
 //! ```
-//! use omni::lisp::read_all;
+//! use omni::lisp::{read_all, Interp};
 //!
 //! let data = read_all("(define (sq x) (* x x)) ; squares\n'(1 . 2)", "demo.olisp").unwrap();
-//! assert_eq!(data.len(), 2);
 //! assert_eq!(data[0].to_string(), "(define (sq x) (* x x))");
 //! assert_eq!(data[1].to_string(), "(quote (1 . 2))");
 //! assert_eq!(data[1].span().to_string(), "2:1");
+//!
+//! let mut lisp = Interp::new();
+//! assert_eq!(lisp.eval_str("(define (sq x) (* x x)) (map sq '(1 2 3))", "demo").unwrap(), "(1 4 9)");
+//! assert_eq!(lisp.eval_str("(prompt 'p (+ 1 (control 'p k (k (k 2)))))", "demo").unwrap(), "4");
 //! ```
 
+mod builtins;
 mod datum;
+mod eval;
 pub mod heap;
 mod reader;
 
 pub use datum::{Datum, DatumKind, Span};
+pub use eval::{Closure, Cont, Env, Frame, Interp, Limits, LispError, Loc, Prim};
 pub use reader::{read_all, ReadError, Reader, DEFAULT_MAX_DEPTH};

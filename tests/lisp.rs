@@ -1,0 +1,96 @@
+//! The OmniLisp language tests: each `tests/lisp/NAME.olisp` runs in a fresh interpreter, and
+//! what it prints (then `error: ...` if it stops on an error) must equal `NAME.out` beside it.
+//! `OMNI_BLESS=1 cargo test --test lisp` rewrites the `.out` files from what the programs print.
+
+use omni::lisp::Interp;
+use std::path::Path;
+
+fn run(path: &Path) -> String {
+    let src = std::fs::read_to_string(path).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy();
+    let limits = omni::lisp::Limits { frames: 200_000, ..Default::default() };
+    let mut interp = if name == "frame_limit.olisp" {
+        Interp::with_limits(omni::lisp::Limits { frames: 10_000, ..limits })
+    } else if name == "tail_loop.olisp" {
+        Interp::with_limits(omni::lisp::Limits { frames: 64, ..limits })
+    } else {
+        Interp::with_limits(limits)
+    };
+    let r = interp.eval_str(&src, &name);
+    let mut out = interp.take_output();
+    if let Err(e) = r {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    out
+}
+
+#[test]
+fn every_program_prints_what_its_out_file_says() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lisp");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "olisp"))
+        .collect();
+    paths.sort();
+    let bless = std::env::var_os("OMNI_BLESS").is_some();
+    let mut failed = Vec::new();
+    for p in &paths {
+        // Each program on a thread of its own with a small stack: no program may need the host
+        // stack to grow with its recursion.
+        let p2 = p.clone();
+        let got = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || run(&p2))
+            .unwrap()
+            .join()
+            .unwrap();
+        let want_path = p.with_extension("out");
+        if bless {
+            std::fs::write(&want_path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&want_path).unwrap_or_default();
+        if got != want {
+            failed.push(format!("{}:\n--- want\n{want}--- got\n{got}", p.display()));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} programs differ:\n{}",
+        failed.len(),
+        paths.len(),
+        failed.join("\n")
+    );
+    assert!(paths.len() >= 7, "the programs are there");
+}
+
+#[test]
+fn limits_give_lisp_errors() {
+    use omni::lisp::Limits;
+    // Tail calls push no frame: 10^5 iterations under a limit of 64 frames.
+    let mut i = Interp::with_limits(Limits { frames: 64, ..Limits::default() });
+    let src = "(let loop ((i 0)) (if (= i 100000) 'done (loop (+ i 1))))";
+    assert_eq!(i.eval_str(src, "tail").unwrap(), "done");
+    // Recursion that is not in tail position reaches the limit.
+    let e = i.eval_str("(define (f n) (+ 1 (f n))) (f 0)", "deep").unwrap_err();
+    assert!(e.to_string().starts_with("deep:1:20: error: frame limit reached (64 frames"), "{e}");
+    // Fuel.
+    let mut i = Interp::with_limits(Limits { fuel: Some(10_000), ..Limits::default() });
+    let e = i.eval_str("(let loop () (loop))", "spin").unwrap_err();
+    assert_eq!(e.message, "out of fuel after 10000 steps");
+    // The heap cap.
+    let mut i = Interp::with_limits(Limits { heap_objects: 50_000, ..Limits::default() });
+    let e = i.eval_str("(let loop ((l '())) (loop (cons 1 l)))", "grow").unwrap_err();
+    assert!(e.message.contains("heap limit reached (50000 live objects)"), "{e}");
+}
+
+#[test]
+fn garbage_is_collected_while_a_loop_runs() {
+    let mut i = Interp::new();
+    let src = "(define (churn n) (if (= n 0) 'ok (begin (list 1 2 3 4 5) (churn (- n 1))))) (churn 200000)";
+    assert_eq!(i.eval_str(src, "churn").unwrap(), "ok");
+    let s = i.heap_stats();
+    assert!(s.collections >= 1 && s.freed > 1_000_000, "{s:?}");
+    assert!(s.objects < 250_000, "live objects stay bounded: {s:?}");
+}
