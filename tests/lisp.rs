@@ -94,3 +94,21 @@ fn garbage_is_collected_while_a_loop_runs() {
     assert!(s.collections >= 1 && s.freed > 1_000_000, "{s:?}");
     assert!(s.objects < 250_000, "live objects stay bounded: {s:?}");
 }
+
+#[test]
+fn deeply_nested_code_is_an_error_not_a_crash() {
+    let result = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            let mut i = Interp::new();
+            let deep = "(+ 1 ".repeat(10_001) + "0" + &")".repeat(10_001);
+            let e = i.eval_str(&deep, "deep").unwrap_err().to_string();
+            let ok = "(+ 1 ".repeat(9_000) + "0" + &")".repeat(9_000);
+            (e, i.eval_str(&ok, "ok").unwrap())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(result.0.contains("nesting deeper than 10000 levels"), "{}", result.0);
+    assert_eq!(result.1, "9000");
+}

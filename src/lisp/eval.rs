@@ -271,7 +271,7 @@ pub struct Interp {
 }
 
 /// How deeply expressions (not quoted data) may nest.
-const MAX_COMPILE_DEPTH: usize = 1_000;
+const MAX_COMPILE_DEPTH: usize = 10_000;
 
 /// The symbols the compiler looks for.
 struct Specials {
@@ -616,7 +616,9 @@ impl Interp {
             ));
         }
         self.compile_depth += 1;
-        let r = self.compile_inner(d, file);
+        // Each level takes several KiB of stack in a debug build: grow the stack onto the heap
+        // when little is left, so the depth limit holds on any thread.
+        let r = stacker::maybe_grow(64 << 10, 1 << 20, || self.compile_inner(d, file));
         self.compile_depth -= 1;
         r
     }
