@@ -112,3 +112,20 @@ fn deeply_nested_code_is_an_error_not_a_crash() {
     assert!(result.0.contains("nesting deeper than 10000 levels"), "{}", result.0);
     assert_eq!(result.1, "9000");
 }
+
+#[test]
+fn any_limits_make_an_interpreter_and_errors_instead_of_panics() {
+    use omni::lisp::Limits;
+    for limits in [
+        Limits { frames: 0, ..Limits::default() },
+        Limits { heap_objects: 0, ..Limits::default() },
+        Limits { fuel: Some(0), ..Limits::default() },
+    ] {
+        let mut i = Interp::with_limits(limits);
+        let e = i.eval_str("(car (list 1 2))", "tiny").unwrap_err();
+        assert!(
+            ["frame limit", "heap limit", "out of fuel"].iter().any(|m| e.message.contains(m)),
+            "{limits:?}: {e}"
+        );
+    }
+}

@@ -347,12 +347,13 @@ impl Interp {
             reset_tag: i(" reset"),
             cond_tmp: i(" cond"),
         };
+        // The builtins and the prelude load without limits; the caller's apply from then on.
         let mut interp = Interp {
-            heap: Heap::with_limit(limits.heap_objects),
+            heap: Heap::new(),
             syms,
             globals: HashMap::new(),
             constants: Vec::new(),
-            limits: Limits { fuel: None, ..limits },
+            limits: Limits::default(),
             steps: 0,
             out: String::new(),
             s,
@@ -362,6 +363,7 @@ impl Interp {
         interp.eval_str(super::builtins::PRELUDE, "prelude").expect("the prelude evaluates");
         interp.steps = 0;
         interp.limits = limits;
+        interp.heap.set_limit(limits.heap_objects);
         interp
     }
 

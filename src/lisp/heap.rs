@@ -216,6 +216,12 @@ impl Heap {
         }
     }
 
+    /// Changes the limit on live objects (a heap already over it refuses allocation until a
+    /// collection brings it under).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// Allocates `obj`.
     ///
     /// # Errors
