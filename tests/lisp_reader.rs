@@ -92,6 +92,12 @@ fn errors_say_where_and_what() {
     assert!(err("(a . b c)").contains("only one datum may follow a `.`"));
     assert!(err("(a .)").contains("a `.` must be followed by one datum"));
     assert!(err("#z").contains("unknown `#` syntax `#z`"));
+    // Found by the fuzzer: `'.` read as (quote .), which printed as text that does not read back.
+    assert!(err("'.").contains("1:2: read error: unexpected `.`"));
+    assert!(err(".").contains("unexpected `.`"));
+    assert!(err("#(1 . 2)").contains("unexpected `.`"));
+    assert_eq!(one("..."), "...");
+    assert_eq!(one(".5"), "0.5");
     assert!(err(r"#\bogus").contains("unknown character `#\\bogus`"));
     assert!(err("'").contains("`quote` has no datum after it"));
     assert!(err("(')").contains("`quote` has no datum before this `)`"));

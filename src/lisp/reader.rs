@@ -553,6 +553,14 @@ impl<'s> Reader<'s> {
                     *dot = Some(at);
                     continue;
                 }
+                b'.' if self.peek_at(1).is_none_or(is_delimiter) => {
+                    // A lone `.` is only the dot of a dotted list; as a datum it would print as
+                    // `.` and read back as that dot.
+                    return Err(self.error(
+                        at,
+                        "unexpected `.`: a dot goes between the last two items of a list, `(a . b)`",
+                    ));
+                }
                 _ => self.atom(at)?,
             };
             // A datum is complete: hand it to what is open, innermost first.
