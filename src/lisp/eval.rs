@@ -266,6 +266,8 @@ pub struct Interp {
     limits: Limits,
     steps: u64,
     out: String,
+    /// Print straight to standard output instead of collecting it.
+    to_stdout: bool,
     s: Specials,
     compile_depth: usize,
 }
@@ -356,6 +358,7 @@ impl Interp {
             limits: Limits::default(),
             steps: 0,
             out: String::new(),
+            to_stdout: false,
             s,
             compile_depth: 0,
         };
@@ -396,7 +399,24 @@ impl Interp {
     }
 
     pub(crate) fn print(&mut self, s: &str) {
-        self.out.push_str(s);
+        if self.to_stdout {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (a pipe whose reader went away) is not the program's error.
+            let _ = out.write_all(s.as_bytes());
+            if s.contains('\n') {
+                let _ = out.flush();
+            }
+        } else {
+            self.out.push_str(s);
+        }
+    }
+
+    /// Sends what the program prints (`display`, `write`, `newline`) straight to standard
+    /// output, as the `omnilisp` command does, instead of collecting it for
+    /// [`take_output`](Interp::take_output).
+    pub fn print_to_stdout(&mut self, on: bool) {
+        self.to_stdout = on;
     }
 
     /// Reads and evaluates every datum of `src`, returning the last value printed with

@@ -14,9 +14,12 @@
 //!   `letrec`, `letrec*`, `and`, `or`, `cond` (with `else` and `=>`), `when`, `unless`,
 //!   `prompt`, `control`, `reset`, `shift`.
 //!
+//! The `omnilisp` command (`src/bin/omnilisp.rs`) runs a file, evaluates `-e EXPR`, or
+//! starts a REPL.
+//!
 //! Still to come: `quasiquote`, `case`, `do`, `let-values`, `define-record-type`,
-//! `dynamic-wind`, `guard`/`raise`, `syntax-rules`, the rest of the builtins, the `omnilisp`
-//! command, and speed (a step is a heap frame today).
+//! `dynamic-wind`, `guard`/`raise`, `syntax-rules`, the rest of the builtins, and speed (a
+//! step is a heap frame today).
 //!
 //! ```
 //! use omni::lisp::{read_all, Interp};
