@@ -28,6 +28,7 @@ pub(crate) const PRELUDE: &str = r#"
 (define (assq k al) (cond ((null? al) #f) ((eq? k (car (car al))) (car al)) (else (assq k (cdr al)))))
 (define (member x l) (cond ((null? l) #f) ((equal? x (car l)) l) (else (member x (cdr l)))))
 (define (memq x l) (cond ((null? l) #f) ((eq? x (car l)) l) (else (memq x (cdr l)))))
+(define (memv x l) (cond ((null? l) #f) ((eqv? x (car l)) l) (else (memv x (cdr l)))))
 (define (list-ref l k) (if (= k 0) (car l) (list-ref (cdr l) (- k 1))))
 (define (caar p) (car (car p)))
 (define (cadr p) (car (cdr p)))

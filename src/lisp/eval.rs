@@ -300,6 +300,12 @@ struct Specials {
     shift: Sym,
     reset_tag: Sym,
     cond_tmp: Sym,
+    quasiquote: Sym,
+    unquote: Sym,
+    unquote_splicing: Sym,
+    case: Sym,
+    r#do: Sym,
+    do_loop: Sym,
 }
 
 impl Default for Interp {
@@ -348,6 +354,12 @@ impl Interp {
             shift: i("shift"),
             reset_tag: i(" reset"),
             cond_tmp: i(" cond"),
+            quasiquote: i("quasiquote"),
+            unquote: i("unquote"),
+            unquote_splicing: i("unquote-splicing"),
+            case: i("case"),
+            r#do: i("do"),
+            do_loop: i(" do"),
         };
         // The builtins and the prelude load without limits; the caller's apply from then on.
         let mut interp = Interp {
@@ -807,6 +819,119 @@ impl Interp {
                 loc,
             ));
         }
+        if h == s.quasiquote {
+            let [q] = args else { return Err(self.bad("`quasiquote` takes one datum", d, file)) };
+            return self.quasi(q, 1, file);
+        }
+        if h == s.case {
+            let [key, clauses @ ..] = args else {
+                return Err(self.bad(
+                    "`case` is `(case key ((datum ...) body ...) ... [(else body ...)])`",
+                    d,
+                    file,
+                ));
+            };
+            let key = self.compile(key, file)?;
+            let tmp = self.s.cond_tmp;
+            let memv = self.global_const("memv");
+            let mut e: Rc<Expr> = Rc::new(Expr::Const(Value::Unspecified));
+            for clause in clauses.iter().rev() {
+                let parts = clause.items();
+                let Some(data) = parts.first() else {
+                    return Err(self.bad(
+                        "a `case` clause is `((datum ...) body ...)`",
+                        clause,
+                        file,
+                    ));
+                };
+                let body = self.body(&parts[1..], file, clause)?;
+                if self.sym_of(data) == Some(self.s.r#else) {
+                    e = body;
+                    continue;
+                }
+                if !matches!(data.kind(), DatumKind::List(_, None)) {
+                    return Err(self.bad("a `case` clause starts with a list of data", data, file));
+                }
+                let list = Rc::new(Expr::Const(self.datum_value(data)?));
+                let get = Rc::new(Expr::Var(tmp, loc.clone()));
+                let test = Rc::new(Expr::Call(
+                    vec![memv.clone(), get, list].into(),
+                    Self::loc(file, clause),
+                ));
+                e = Rc::new(Expr::If(test, body, e));
+            }
+            return Ok(Self::call_lambda(vec![tmp], e, vec![key], loc));
+        }
+        if h == s.r#do {
+            // (do ((var init step) ...) (test result ...) body ...) is a named-let loop.
+            let [specs, end, body @ ..] = args else {
+                return Err(self.bad(
+                    "`do` is `(do ((var init step) ...) (test result ...) body ...)`",
+                    d,
+                    file,
+                ));
+            };
+            let DatumKind::List(specs, None) = specs.kind() else {
+                return Err(self.bad("`do` needs a list of `(var init step)`", specs, file));
+            };
+            let mut vars = Vec::new();
+            let mut inits = Vec::new();
+            let mut steps = Vec::new();
+            for spec in specs {
+                let (name, init, step) = match spec.items() {
+                    [n, i] => (n, i, None),
+                    [n, i, st] => (n, i, Some(st)),
+                    _ => {
+                        return Err(self.bad("a `do` variable is `(var init [step])`", spec, file))
+                    }
+                };
+                let v = self
+                    .sym_of(name)
+                    .ok_or_else(|| self.bad("a `do` variable must be a symbol", name, file))?;
+                vars.push(v);
+                inits.push(self.compile(init, file)?);
+                steps.push(match step {
+                    Some(st) => self.compile(st, file)?,
+                    None => Rc::new(Expr::Var(v, loc.clone())),
+                });
+            }
+            let [test, results @ ..] = end.items() else {
+                return Err(self.bad("`do` needs `(test result ...)`", end, file));
+            };
+            let test = self.compile(test, file)?;
+            let done = if results.is_empty() {
+                Rc::new(Expr::Const(Value::Unspecified))
+            } else {
+                self.body(results, file, end)?
+            };
+            let lp = self.s.do_loop;
+            let mut again: Vec<Rc<Expr>> = vec![Rc::new(Expr::Var(lp, loc.clone()))];
+            again.extend(steps);
+            let again = Rc::new(Expr::Call(again.into(), loc.clone()));
+            let mut seq = Vec::new();
+            for b in body {
+                seq.push(self.compile(b, file)?);
+            }
+            seq.push(again);
+            let step = Rc::new(Expr::If(test, done, Rc::new(Expr::Seq(seq.into()))));
+            let lam = Rc::new(Expr::Lambda(Rc::new(Lambda {
+                params: vars,
+                rest: None,
+                body: step,
+                loc: loc.clone(),
+            })));
+            let def = Rc::new(Expr::Define(lp, lam));
+            let get = Rc::new(Expr::Var(lp, loc.clone()));
+            let make = Self::call_lambda(
+                Vec::new(),
+                Rc::new(Expr::Seq(vec![def, get].into())),
+                Vec::new(),
+                loc.clone(),
+            );
+            let mut call = vec![make];
+            call.extend(inits);
+            return Ok(Rc::new(Expr::Call(call.into(), loc)));
+        }
         if h == s.cond {
             let mut e: Rc<Expr> = Rc::new(Expr::Const(Value::Unspecified));
             for clause in args.iter().rev() {
@@ -865,6 +990,91 @@ impl Interp {
             return Ok(Rc::new(Expr::Control(tag, k, self.body(body, file, d)?, is_shift, loc)));
         }
         self.call(items, file, loc)
+    }
+
+    /// The builtin `name` as a constant, so code the compiler writes keeps working when a
+    /// program rebinds the name.
+    fn global_const(&mut self, name: &str) -> Rc<Expr> {
+        let s = self.syms.intern(name);
+        Rc::new(Expr::Const(self.globals.get(&s).copied().unwrap_or(Value::Unspecified)))
+    }
+
+    /// `quasiquote` at nesting `depth`: data stay constant, `unquote` is evaluated, and
+    /// `unquote-splicing` is appended.
+    fn quasi(&mut self, d: &Datum, depth: u32, file: &Rc<str>) -> Result<Rc<Expr>, LispError> {
+        if self.compile_depth >= MAX_COMPILE_DEPTH {
+            return Err(err(
+                format!("expression nested deeper than {MAX_COMPILE_DEPTH} levels"),
+                Some(&Self::loc(file, d)),
+            ));
+        }
+        self.compile_depth += 1;
+        let r = stacker::maybe_grow(64 << 10, 1 << 20, || self.quasi_inner(d, depth, file));
+        self.compile_depth -= 1;
+        r
+    }
+
+    fn quasi_inner(
+        &mut self,
+        d: &Datum,
+        depth: u32,
+        file: &Rc<str>,
+    ) -> Result<Rc<Expr>, LispError> {
+        let loc = Self::loc(file, d);
+        let DatumKind::List(items, tail) = d.kind() else {
+            return Ok(Rc::new(Expr::Const(self.datum_value(d)?)));
+        };
+        // (unquote e) / nested (quasiquote e): as a two-item list with a known head.
+        if let ([head, x], None) = (&items[..], tail) {
+            let h = self.sym_of(head);
+            if h == Some(self.s.unquote) {
+                if depth == 1 {
+                    return self.compile(x, file);
+                }
+                return self.quasi_pair(self.s.unquote, x, depth - 1, file, &loc);
+            }
+            if h == Some(self.s.quasiquote) {
+                return self.quasi_pair(self.s.quasiquote, x, depth + 1, file, &loc);
+            }
+        }
+        let (cons, append) = (self.global_const("cons"), self.global_const("append"));
+        let mut acc = match tail {
+            Some(t) => self.quasi(t, depth, file)?,
+            None => Rc::new(Expr::Const(Value::Nil)),
+        };
+        for item in items.iter().rev() {
+            if let [head, x] = item.items() {
+                if depth == 1
+                    && self.sym_of(head) == Some(self.s.unquote_splicing)
+                    && matches!(item.kind(), DatumKind::List(_, None))
+                {
+                    let spliced = self.compile(x, file)?;
+                    acc = Rc::new(Expr::Call(
+                        vec![append.clone(), spliced, acc].into(),
+                        Self::loc(file, item),
+                    ));
+                    continue;
+                }
+            }
+            let v = self.quasi(item, depth, file)?;
+            acc = Rc::new(Expr::Call(vec![cons.clone(), v, acc].into(), loc.clone()));
+        }
+        Ok(acc)
+    }
+
+    /// `(name x)` rebuilt inside a quasiquote at `depth`.
+    fn quasi_pair(
+        &mut self,
+        name: Sym,
+        x: &Datum,
+        depth: u32,
+        file: &Rc<str>,
+        loc: &Loc,
+    ) -> Result<Rc<Expr>, LispError> {
+        let list = self.global_const("list");
+        let inner = self.quasi(x, depth, file)?;
+        let head = Rc::new(Expr::Const(Value::Sym(name)));
+        Ok(Rc::new(Expr::Call(vec![list, head, inner].into(), loc.clone())))
     }
 
     fn call(&mut self, items: &[Datum], file: &Rc<str>, loc: Loc) -> Result<Rc<Expr>, LispError> {

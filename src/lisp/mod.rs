@@ -11,13 +11,14 @@
 //!   and `reset`/`shift`, limits on steps, frames and heap objects that give Lisp errors, and
 //!   errors with locations and a backtrace. Special forms so far: `quote`, `if`, `define`
 //!   (with rest parameters), `set!`, `lambda`, `begin`, `let` (and named `let`), `let*`,
-//!   `letrec`, `letrec*`, `and`, `or`, `cond` (with `else` and `=>`), `when`, `unless`,
-//!   `prompt`, `control`, `reset`, `shift`.
+//!   `letrec`, `letrec*`, `and`, `or`, `cond` (with `else` and `=>`), `case`, `do`, `when`,
+//!   `unless`, `quasiquote` (nested, with `unquote-splicing`), `prompt`, `control`, `reset`,
+//!   `shift`.
 //!
 //! The `omnilisp` command (`src/bin/omnilisp.rs`) runs a file, evaluates `-e EXPR`, or
 //! starts a REPL.
 //!
-//! Still to come: `quasiquote`, `case`, `do`, `let-values`, `define-record-type`,
+//! Still to come: `let-values`, `define-record-type`,
 //! `dynamic-wind`, `guard`/`raise`, `syntax-rules`, the rest of the builtins, and speed (a
 //! step is a heap frame today).
 //!
