@@ -258,6 +258,174 @@ pub(crate) fn install(i: &mut Interp) {
     i.def_prim("vector", (0, ANY), |i, a| {
         i.heap.alloc(Obj::Vector(a.to_vec())).map(Value::Ref).map_err(|e| e.to_string())
     });
+    // Strings, characters, symbols.
+    i.def_prim("string-length", (1, Some(1)), |i, a| {
+        Ok(Value::Int(string(i, a[0])?.chars().count() as i64))
+    });
+    i.def_prim("string-append", (0, ANY), |i, a| {
+        let mut out = String::new();
+        for v in a {
+            out.push_str(&string(i, *v)?);
+        }
+        new_string(i, out)
+    });
+    i.def_prim("substring", (2, Some(3)), |i, a| {
+        let s: Vec<char> = string(i, a[0])?.chars().collect();
+        let start = index(a[1], s.len())?;
+        let end = if a.len() == 3 { index(a[2], s.len())? } else { s.len() };
+        if start > end {
+            return Err(format!("start {start} is past end {end}"));
+        }
+        new_string(i, s[start..end].iter().collect())
+    });
+    i.def_prim("string-ref", (2, Some(2)), |i, a| {
+        let s: Vec<char> = string(i, a[0])?.chars().collect();
+        let k = index(a[1], s.len().saturating_sub(1))?;
+        s.get(k).map(|c| Value::Char(*c)).ok_or_else(|| "index out of range".into())
+    });
+    i.def_prim("string=?", (1, ANY), |i, a| {
+        let first = string(i, a[0])?;
+        for v in &a[1..] {
+            if string(i, *v)? != first {
+                return Ok(Value::Bool(false));
+            }
+        }
+        Ok(Value::Bool(true))
+    });
+    i.def_prim("string<?", (2, Some(2)), |i, a| {
+        Ok(Value::Bool(string(i, a[0])? < string(i, a[1])?))
+    });
+    i.def_prim("string->symbol", (1, Some(1)), |i, a| {
+        let s = string(i, a[0])?;
+        Ok(Value::Sym(i.syms.intern(&s)))
+    });
+    i.def_prim("symbol->string", (1, Some(1)), |i, a| match a[0] {
+        Value::Sym(s) => {
+            let name = i.syms.name(s).to_string();
+            new_string(i, name)
+        }
+        _ => Err("expects a symbol".into()),
+    });
+    i.def_prim("number->string", (1, Some(1)), |i, a| {
+        let s = match a[0] {
+            Value::Int(_) | Value::Float(_) => i.write_string(a[0]),
+            _ => return Err("expects a number".into()),
+        };
+        new_string(i, s)
+    });
+    i.def_prim("string->number", (1, Some(1)), |i, a| {
+        let s = string(i, a[0])?;
+        Ok(match super::read_all(s.as_bytes(), "string->number").ok().as_deref() {
+            Some([d]) => match d.kind() {
+                super::DatumKind::Int(n) => Value::Int(*n),
+                super::DatumKind::Float(x) => Value::Float(*x),
+                _ => Value::Bool(false),
+            },
+            _ => Value::Bool(false),
+        })
+    });
+    i.def_prim("string->list", (1, Some(1)), |i, a| {
+        let s = string(i, a[0])?;
+        list_from(i, s.chars().map(Value::Char).collect::<Vec<_>>().into_iter())
+    });
+    i.def_prim("list->string", (1, Some(1)), |i, a| {
+        let mut out = String::new();
+        for v in list_items(i, a[0])? {
+            match v {
+                Value::Char(c) => out.push(c),
+                _ => return Err("expects a list of characters".into()),
+            }
+        }
+        new_string(i, out)
+    });
+    i.def_prim("string", (0, ANY), |i, a| {
+        let mut out = String::new();
+        for v in a {
+            match v {
+                Value::Char(c) => out.push(*c),
+                _ => return Err("expects characters".into()),
+            }
+        }
+        new_string(i, out)
+    });
+    i.def_prim("char?", (1, Some(1)), |_, a| Ok(Value::Bool(matches!(a[0], Value::Char(_)))));
+    i.def_prim("char->integer", (1, Some(1)), |_, a| match a[0] {
+        Value::Char(c) => Ok(Value::Int(c as i64)),
+        _ => Err("expects a character".into()),
+    });
+    i.def_prim("integer->char", (1, Some(1)), |_, a| {
+        u32::try_from(int(a[0])?)
+            .ok()
+            .and_then(char::from_u32)
+            .map(Value::Char)
+            .ok_or_else(|| "not a Unicode scalar value".into())
+    });
+    i.def_prim("char-upcase", (1, Some(1)), |_, a| match a[0] {
+        Value::Char(c) => Ok(Value::Char(c.to_uppercase().next().unwrap_or(c))),
+        _ => Err("expects a character".into()),
+    });
+    i.def_prim("char-downcase", (1, Some(1)), |_, a| match a[0] {
+        Value::Char(c) => Ok(Value::Char(c.to_lowercase().next().unwrap_or(c))),
+        _ => Err("expects a character".into()),
+    });
+    i.def_prim("gensym", (0, Some(1)), |i, a| {
+        let prefix = match a.first() {
+            Some(Value::Sym(s)) => i.syms.name(*s).to_string(),
+            Some(v) => string(i, *v)?,
+            None => "g".to_string(),
+        };
+        // A name no reader can produce (it holds a space), so it never equals a written one.
+        let mut n = 0u64;
+        loop {
+            let name = format!("{prefix} {n}");
+            if !i.syms.contains(&name) {
+                return Ok(Value::Sym(i.syms.intern(&name)));
+            }
+            n += 1;
+        }
+    });
+    // Vectors.
+    i.def_prim("make-vector", (1, Some(2)), |i, a| {
+        let n = usize::try_from(int(a[0])?).map_err(|_| "expects a length >= 0")?;
+        if n > 1 << 24 {
+            return Err(format!("a vector of {n} items is over the limit of {}", 1 << 24));
+        }
+        let fill = a.get(1).copied().unwrap_or(Value::Int(0));
+        i.heap.alloc(Obj::Vector(vec![fill; n])).map(Value::Ref).map_err(|e| e.to_string())
+    });
+    i.def_prim("vector-length", (1, Some(1)), |i, a| {
+        with_vector(i, a[0], |v| Ok(Value::Int(v.len() as i64)))
+    });
+    i.def_prim("vector-ref", (2, Some(2)), |i, a| {
+        with_vector(i, a[0], |v| {
+            let k = index(a[1], v.len().saturating_sub(1))?;
+            v.get(k).copied().ok_or_else(|| "index out of range".into())
+        })
+    });
+    i.def_prim("vector-set!", (3, Some(3)), |i, a| {
+        let Value::Ref(r) = a[0] else { return Err("expects a vector".into()) };
+        let (k, x) = (int(a[1])?, a[2]);
+        i.heap
+            .update(r, |o| match o {
+                Obj::Vector(v) => match usize::try_from(k).ok().and_then(|k| v.get_mut(k)) {
+                    Some(slot) => {
+                        *slot = x;
+                        Ok(Value::Unspecified)
+                    }
+                    None => Err("index out of range".to_string()),
+                },
+                _ => Err("expects a vector".to_string()),
+            })
+            .map_err(|_| "expects a vector".to_string())?
+    });
+    i.def_prim("vector->list", (1, Some(1)), |i, a| {
+        let v = vector(i, a[0])?;
+        list_from(i, v.into_iter())
+    });
+    i.def_prim("list->vector", (1, Some(1)), |i, a| {
+        let items = list_items(i, a[0])?;
+        i.heap.alloc(Obj::Vector(items)).map(Value::Ref).map_err(|e| e.to_string())
+    });
     i.def_prim("display", (1, Some(1)), |i, a| {
         let s = i.display_string(a[0]);
         i.print(&s);
@@ -280,6 +448,46 @@ pub(crate) fn install(i: &mut Interp) {
         }
         Err(msg)
     });
+}
+
+fn string(i: &Interp, v: Value) -> Result<String, String> {
+    match v {
+        Value::Ref(r) => match i.heap.get(r) {
+            Ok(Obj::Str(s)) => Ok(s.clone()),
+            _ => Err(format!("expects a string, got {}", i.write_string(v))),
+        },
+        _ => Err(format!("expects a string, got {}", i.write_string(v))),
+    }
+}
+
+fn new_string(i: &mut Interp, s: String) -> Result<Value, String> {
+    i.heap.alloc(Obj::Str(s)).map(Value::Ref).map_err(|e| e.to_string())
+}
+
+fn with_vector<R>(
+    i: &Interp,
+    v: Value,
+    f: impl FnOnce(&[Value]) -> Result<R, String>,
+) -> Result<R, String> {
+    match v {
+        Value::Ref(r) => match i.heap.get(r) {
+            Ok(Obj::Vector(items)) => f(items),
+            _ => Err("expects a vector".into()),
+        },
+        _ => Err("expects a vector".into()),
+    }
+}
+
+fn vector(i: &Interp, v: Value) -> Result<Vec<Value>, String> {
+    with_vector(i, v, |items| Ok(items.to_vec()))
+}
+
+/// An index in `0..=max`.
+fn index(v: Value, max: usize) -> Result<usize, String> {
+    usize::try_from(int(v)?)
+        .ok()
+        .filter(|k| *k <= max)
+        .ok_or_else(|| format!("index {} out of range 0..={max}", int(v).unwrap_or(-1)))
 }
 
 fn set_pair(i: &mut Interp, a: &[Value], car: bool) -> Result<Value, String> {

@@ -56,6 +56,11 @@ impl Symbols {
         s
     }
 
+    /// Whether a symbol named `name` exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.ids.contains_key(name)
+    }
+
     /// The name of `s`.
     pub fn name(&self, s: Sym) -> &str {
         &self.names[s.0 as usize]

@@ -19,7 +19,7 @@
 //! starts a REPL.
 //!
 //! Still to come: `let-values`, `define-record-type`,
-//! `dynamic-wind`, `guard`/`raise`, `syntax-rules`, the rest of the builtins, and speed (a
+//! `dynamic-wind`, `guard`/`raise`, `syntax-rules`, hash tables, `values`, and speed (a
 //! step is a heap frame today).
 //!
 //! ```
