@@ -57,6 +57,12 @@ pub(crate) fn wait<F: Future>(fut: F, what: &str) -> F::Output {
          the runtime's tasks: `.await` the async form instead, or call it from a plain OS \
          thread (`std::thread::spawn`, `omni::spawn_blocking`)"
     );
+    park_on(fut)
+}
+
+/// Runs `fut` to completion on this OS thread with the thread's parker, whatever the thread
+/// (the caller decides whether blocking it is acceptable).
+pub(crate) fn park_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     #[cfg(not(loom))]
     {

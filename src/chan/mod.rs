@@ -45,6 +45,7 @@
 //! thread parker as waker (`blocking.rs`). `select.rs` writes down the select protocol.
 
 mod blocking;
+pub(crate) use blocking::park_on;
 pub mod broadcast;
 mod core;
 mod error;

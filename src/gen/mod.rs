@@ -49,7 +49,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 thread_local! {
     /// The slot of the generator whose body this thread is polling, if any.
@@ -235,7 +235,7 @@ impl<T, F: Future<Output = ()>> IntoIterator for Gen<T, F> {
     type IntoIter = Iter<T, F>;
 
     fn into_iter(self) -> Iter<T, F> {
-        Iter { gen: self, parker: None }
+        Iter { gen: self }
     }
 }
 
@@ -253,19 +253,6 @@ impl<T, F> fmt::Debug for Gen<T, F> {
 /// a [`Stream`] from a task instead.
 pub struct Iter<T, F> {
     gen: Gen<T, F>,
-    parker: Option<Waker>,
-}
-
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
 }
 
 impl<T, F: Future<Output = ()>> Iterator for Iter<T, F> {
@@ -277,16 +264,10 @@ impl<T, F: Future<Output = ()>> Iterator for Iter<T, F> {
         if let Poll::Ready(v) = self.gen.resume(&mut Context::from_waker(Waker::noop())) {
             return v;
         }
-        let waker = self
-            .parker
-            .get_or_insert_with(|| Waker::from(Arc::new(Unpark(std::thread::current()))))
-            .clone();
-        loop {
-            if let Poll::Ready(v) = self.gen.resume(&mut Context::from_waker(&waker)) {
-                return v;
-            }
-            std::thread::park();
-        }
+        // It waits on something else: park this thread until that wakes it (the blocking
+        // forms of the channels do the same).
+        let gen = &mut self.gen;
+        crate::chan::park_on(std::future::poll_fn(|cx| gen.resume(cx)))
     }
 }
 

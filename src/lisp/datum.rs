@@ -124,20 +124,26 @@ enum Step<'a> {
     Text(&'static str),
 }
 
+/// A float as the reader reads it back: `2.0`, `0.5`, `1e300`, `+inf.0`, `+nan.0`.
+pub(crate) fn write_float(f: &mut impl fmt::Write, x: f64) -> fmt::Result {
+    if x.is_nan() {
+        f.write_str("+nan.0")
+    } else if x.is_infinite() {
+        f.write_str(if x > 0.0 { "+inf.0" } else { "-inf.0" })
+    } else if x.fract() == 0.0 && x.abs() < 1e16 {
+        write!(f, "{x:.1}")
+    } else if x.abs() >= 1e16 || x.abs() < 1e-5 {
+        // `{x}` would print 1e300 as 301 digits, which reads back as an (out of range) integer.
+        write!(f, "{x:e}")
+    } else {
+        write!(f, "{x}")
+    }
+}
+
 fn write_atom(f: &mut fmt::Formatter<'_>, kind: &DatumKind) -> fmt::Result {
     match kind {
         DatumKind::Int(n) => write!(f, "{n}"),
-        DatumKind::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e16 => {
-            write!(f, "{x:.1}")
-        }
-        DatumKind::Float(x) if x.is_nan() => f.write_str("+nan.0"),
-        DatumKind::Float(x) if x.is_infinite() => {
-            f.write_str(if *x > 0.0 { "+inf.0" } else { "-inf.0" })
-        }
-        // Large and tiny magnitudes in exponent form: `{x}` would print 1e300 as 301 digits,
-        // which reads back as an (out of range) integer.
-        DatumKind::Float(x) if x.abs() >= 1e16 || x.abs() < 1e-5 => write!(f, "{x:e}"),
-        DatumKind::Float(x) => write!(f, "{x}"),
+        DatumKind::Float(x) => write_float(f, *x),
         DatumKind::Str(s) => {
             f.write_str("\"")?;
             for c in s.chars() {

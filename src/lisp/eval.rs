@@ -631,6 +631,30 @@ impl Interp {
         Ok(out)
     }
 
+    /// `((lambda () (define name (lambda params body)) name) inits ...)`: a local recursive
+    /// procedure called at once, as named `let` and `do` are.
+    fn local_loop(
+        name: Sym,
+        params: Vec<Sym>,
+        body: Rc<Expr>,
+        inits: Vec<Rc<Expr>>,
+        loc: Loc,
+    ) -> Rc<Expr> {
+        let lam =
+            Rc::new(Expr::Lambda(Rc::new(Lambda { params, rest: None, body, loc: loc.clone() })));
+        let def = Rc::new(Expr::Define(name, lam));
+        let get = Rc::new(Expr::Var(name, loc.clone()));
+        let make = Self::call_lambda(
+            Vec::new(),
+            Rc::new(Expr::Seq(vec![def, get].into())),
+            Vec::new(),
+            loc.clone(),
+        );
+        let mut call = vec![make];
+        call.extend(inits);
+        Rc::new(Expr::Call(call.into(), loc))
+    }
+
     fn call_lambda(params: Vec<Sym>, body: Rc<Expr>, args: Vec<Rc<Expr>>, loc: Loc) -> Rc<Expr> {
         let lam =
             Rc::new(Expr::Lambda(Rc::new(Lambda { params, rest: None, body, loc: loc.clone() })));
@@ -757,23 +781,7 @@ impl Interp {
                     let bs = self.bindings(bindings, file)?;
                     let (params, inits): (Vec<Sym>, Vec<Rc<Expr>>) = bs.into_iter().unzip();
                     let body = self.body(body, file, d)?;
-                    let lam = Rc::new(Expr::Lambda(Rc::new(Lambda {
-                        params,
-                        rest: None,
-                        body,
-                        loc: loc.clone(),
-                    })));
-                    let def = Rc::new(Expr::Define(n, lam));
-                    let get = Rc::new(Expr::Var(n, loc.clone()));
-                    let make = Self::call_lambda(
-                        Vec::new(),
-                        Rc::new(Expr::Seq(vec![def, get].into())),
-                        Vec::new(),
-                        loc.clone(),
-                    );
-                    let mut call = vec![make];
-                    call.extend(inits);
-                    return Ok(Rc::new(Expr::Call(call.into(), loc)));
+                    return Ok(Self::local_loop(n, params, body, inits, loc));
                 }
             }
             let [bindings, body @ ..] = args else {
@@ -914,23 +922,7 @@ impl Interp {
             }
             seq.push(again);
             let step = Rc::new(Expr::If(test, done, Rc::new(Expr::Seq(seq.into()))));
-            let lam = Rc::new(Expr::Lambda(Rc::new(Lambda {
-                params: vars,
-                rest: None,
-                body: step,
-                loc: loc.clone(),
-            })));
-            let def = Rc::new(Expr::Define(lp, lam));
-            let get = Rc::new(Expr::Var(lp, loc.clone()));
-            let make = Self::call_lambda(
-                Vec::new(),
-                Rc::new(Expr::Seq(vec![def, get].into())),
-                Vec::new(),
-                loc.clone(),
-            );
-            let mut call = vec![make];
-            call.extend(inits);
-            return Ok(Rc::new(Expr::Call(call.into(), loc)));
+            return Ok(Self::local_loop(lp, vars, step, inits, loc));
         }
         if h == s.cond {
             let mut e: Rc<Expr> = Rc::new(Expr::Const(Value::Unspecified));

@@ -386,11 +386,7 @@ fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool
                     let _ = write!(out, "{n}");
                 }
                 Value::Float(x) => {
-                    let _ = if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e16 {
-                        write!(out, "{x:.1}")
-                    } else {
-                        write!(out, "{x}")
-                    };
+                    let _ = super::datum::write_float(out, x);
                 }
                 Value::Char(c) if write => {
                     let _ = match super::reader::char_name(c) {
