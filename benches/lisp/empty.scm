@@ -1,0 +1,1 @@
+;; Empty program: the startup cost of guile.
