@@ -71,3 +71,19 @@ fn the_repl_reads_multi_line_input_and_survives_errors() {
     assert_eq!(text(&out.stdout), "5\n20\n\"a\\n b\"\n");
     assert!(text(&out.stderr).contains("error: car: expects a pair, got 1"));
 }
+
+#[test]
+fn exit_sets_the_status_and_keeps_what_was_printed() {
+    let out =
+        omnilisp(&["-e", "(display \"bye\") (newline) (exit 3) (display \"not reached\")"], "");
+    assert_eq!((out.status.code(), text(&out.stdout)), (Some(3), "bye\n".to_string()));
+    assert!(out.stderr.is_empty(), "exit is not an error: {}", text(&out.stderr));
+    let out = omnilisp(&["-e", "(exit)"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let out = omnilisp(&["-e", "(exit #f)"], "");
+    assert_eq!(out.status.code(), Some(1));
+    // In the REPL too, after what came before it.
+    let out = omnilisp(&[], "(display 7)\n(exit 4)\n(display 8)\n");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(text(&out.stdout).contains('7') && !text(&out.stdout).contains('8'));
+}

@@ -56,10 +56,13 @@ fn run(src: &str, name: &str, print_value: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(1)
-        }
+        Err(e) => match e.exit_status() {
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+            None => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -106,7 +109,15 @@ fn repl() -> ExitCode {
                 match lisp.eval_str(&src, &format!("repl-{entry}")) {
                     Ok(v) if v.is_empty() => {}
                     Ok(v) => println!("{v}"),
-                    Err(e) => eprintln!("{e}"),
+                    Err(e) => match e.exit_status() {
+                        Some(code) => {
+                            if let Some(h) = &history {
+                                let _ = editor.save_history(h);
+                            }
+                            return ExitCode::from(u8::try_from(code).unwrap_or(255));
+                        }
+                        None => eprintln!("{e}"),
+                    },
                 }
             }
             Err(rustyline::error::ReadlineError::Interrupted) => pending.clear(),

@@ -1,30 +1,61 @@
-//! The evaluator: a CEK machine whose continuation frames are heap objects.
+//! The evaluator: a compiler to an expression tree, and a CEK machine whose continuation
+//! frames are heap objects.
 //!
-//! Source data are compiled to an expression tree ([`Expr`], shared and immutable); the
-//! machine then steps between two states: *evaluate* an expression in an environment with a
+//! # Compilation
+//!
+//! Source data are compiled to an expression tree ([`Expr`], shared and immutable) after
+//! macro expansion ([`super::syntax`]). Variables are resolved at compile time: a local is a
+//! `(depth, index)` address into the chain of environments (an environment is a vector, one
+//! per procedure call), a global is an index into the interpreter's global vector. A body's
+//! internal `define`s are found before the body is compiled and given slots in its
+//! environment, so mutually recursive local procedures work, and reading one before its
+//! definition ran is an error, not a wrong value.
+//!
+//! # The machine
+//!
+//! It steps between two states: *evaluate* an expression in an environment with a
 //! continuation, or *return* a value to a continuation. A continuation is a chain of
 //! [`Frame`]s in the Lisp heap, each saying what to do with the value that arrives, so:
 //!
 //! - The host stack never grows with the program: a 10^6-deep non-tail recursion is 10^6
 //!   frames in the heap (up to the frame limit, which gives a Lisp error), and a call in tail
 //!   position pushes no frame at all, so a loop runs in constant space.
+//! - Expressions that cannot capture a continuation (constants, variables, `lambda`, and a
+//!   call of a builtin on such operands, like `(- n 1)`) are evaluated in place when they are
+//!   a call's operand or a test: no frame, no step. Only an operand that calls a procedure
+//!   written in Lisp gets a frame.
 //! - Frames are never changed once made (a frame that collects call arguments is copied with
 //!   one more value), so a continuation can be resumed any number of times.
-//! - `(prompt tag body)` pushes a prompt frame. `(control tag k body)` walks from the current
-//!   frame to the nearest prompt with that tag and keeps the frames in between as `k` (no copy:
-//!   the frames are shared); `body` runs inside the prompt. Calling `k` with a value copies those
-//!   frames onto the caller's continuation, so capture costs one step per frame up to the
-//!   prompt and a call of `k` one frame copy per captured frame; neither touches the frames
-//!   outside the prompt. `shift`/`reset` are the same with the prompt put back around the
-//!   copied frames when `k` is called (the difference the two programs of
-//!   `tests/lisp/control.olisp` show).
+//!
+//! # Delimited continuations: what they cost
+//!
+//! `(prompt tag body)` pushes a prompt frame. `(control tag k body)` walks from the current
+//! frame to the nearest prompt with that tag and keeps the frames in between as `k`, by
+//! reference (no copy), so capture costs one step per frame between `control` and its prompt,
+//! and nothing for the frames outside the prompt. Calling `k` with a value copies the
+//! captured frames onto the caller's continuation: one frame copy per captured frame, again
+//! nothing outside. `shift`/`reset` are the same with the prompt put back around the copied
+//! frames when `k` is called (the difference the two programs of `tests/lisp/control.olisp`
+//! show). `call/cc` captures up to the nearest `reset` (or the top) by keeping a reference to
+//! the current frame: O(1) to keep, plus one walk to find the delimiter; calling it reuses the
+//! frames as they are when the delimiter is the same, so an escape copies nothing.
+//! `benches/lisp` measures 10^5 captures and resumes against Guile and Racket.
+//!
+//! # Dynamic extent
+//!
+//! `dynamic-wind` pushes a wind frame. Whenever control leaves frames by a jump (`control`
+//! capturing, a continuation called, `raise` reaching a `guard`), the `after` thunks of the
+//! wind frames left run, innermost first, and the `before` thunks of the wind frames entered
+//! run, outermost first, before the jump completes. A `guard` is a frame too: `raise` (and any
+//! error of a builtin, as a condition object) finds the nearest one.
 //!
 //! Garbage collection runs between steps, when the heap says one is due; its roots are the
 //! machine's registers, the globals and the constants of compiled code.
 
 use super::datum::{Datum, DatumKind, Span};
 use super::heap::{Heap, HeapFull, Obj, Ref, Sym, Symbols, Value};
-use std::collections::HashMap;
+use super::syntax::{self, Macro};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
@@ -53,6 +84,33 @@ pub struct LispError {
     /// The calls in progress, innermost first: each location with how many times in a row
     /// it repeats (recursion), at most 20 entries.
     pub backtrace: Vec<(Loc, u32)>,
+    kind: ErrorKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ErrorKind {
+    /// An error a `guard` may catch.
+    Error,
+    /// A limit (fuel, frames, heap): never caught, so an untrusted program cannot outlive it.
+    Limit,
+    /// `(exit code)`.
+    Exit(i32),
+}
+
+impl LispError {
+    /// The status `(exit status)` asked for, when this is the program exiting rather than an
+    /// error.
+    pub fn exit_status(&self) -> Option<i32> {
+        match self.kind {
+            ErrorKind::Exit(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a limit of [`Limits`] being reached (which `guard` cannot catch).
+    pub fn is_limit(&self) -> bool {
+        self.kind == ErrorKind::Limit
+    }
 }
 
 impl fmt::Display for LispError {
@@ -73,35 +131,70 @@ impl fmt::Display for LispError {
 
 impl std::error::Error for LispError {}
 
-fn err(message: impl Into<String>, at: Option<&Loc>) -> LispError {
-    LispError { message: message.into(), at: at.cloned(), backtrace: Vec::new() }
+/// A Lisp error on its way out of the machine: boxed, so the machine's results stay small.
+type Fail = Box<LispError>;
+
+#[cold]
+fn err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
+    Box::new(LispError {
+        message: message.into(),
+        at: at.cloned(),
+        backtrace: Vec::new(),
+        kind: ErrorKind::Error,
+    })
+}
+
+#[cold]
+fn limit_err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
+    let mut e = err(message, at);
+    e.kind = ErrorKind::Limit;
+    e
 }
 
 /// Compiled code.
 #[derive(Debug)]
 pub(crate) enum Expr {
     Const(Value),
-    Var(Sym, Loc),
+    /// A parameter: environments up, slot.
+    Local(u32, u32),
+    /// A variable of a body's `define`: an error to read before the definition ran.
+    LocalDef(u32, u32, Sym, Loc),
+    /// A global's slot.
+    Global(u32, Loc),
     If(Rc<Expr>, Rc<Expr>, Rc<Expr>),
-    Define(Sym, Rc<Expr>),
-    Set(Sym, Rc<Expr>, Loc),
+    DefGlobal(u32, Rc<Expr>),
+    SetLocal(u32, u32, Rc<Expr>),
+    SetGlobal(u32, Rc<Expr>, Loc),
     Lambda(Rc<Lambda>),
     /// Non-empty.
     Seq(Rc<[Rc<Expr>]>),
-    /// The procedure, then the arguments.
-    Call(Rc<[Rc<Expr>]>, Loc),
+    /// The procedure, then the arguments; whether every part is simple (see [`simple`]).
+    Call(Rc<[Rc<Expr>]>, Loc, bool),
     And(Rc<[Rc<Expr>]>),
     Or(Rc<[Rc<Expr>]>),
     Prompt(Rc<Expr>, Rc<Expr>),
-    /// Tag, the continuation's name, body, and whether it is `shift`.
-    Control(Rc<Expr>, Sym, Rc<Expr>, bool, Loc),
+    /// Tag, body (in an environment of its own holding `k`, of this many slots), whether it
+    /// is `shift`.
+    Control(Rc<Expr>, Rc<Expr>, usize, bool, Loc),
+    /// Body, and the handler (one parameter: what was raised).
+    Guard(Rc<Expr>, Rc<Lambda>),
+}
+
+/// Whether `e` is evaluated without a step: no call of Lisp code, no jump.
+fn simple(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Const(_) | Expr::Local(..) | Expr::LocalDef(..) | Expr::Global(..) | Expr::Lambda(_)
+    )
 }
 
 /// A `lambda`'s code.
 #[derive(Debug)]
 pub(crate) struct Lambda {
-    params: Vec<Sym>,
-    rest: Option<Sym>,
+    params: usize,
+    rest: bool,
+    /// Slots of its environment: parameters, rest, then the body's definitions.
+    size: usize,
     body: Rc<Expr>,
     loc: Loc,
 }
@@ -113,12 +206,32 @@ pub struct Closure {
     env: Option<Ref>,
 }
 
+/// What a builtin does.
+#[derive(Clone, Copy)]
+pub(crate) enum PrimFn {
+    /// A function of the arguments.
+    Plain(fn(&mut Interp, &[Value]) -> Result<Value, String>),
+    /// One that works on the machine's continuation.
+    Control(Ctl),
+}
+
+/// The builtins that work on the continuation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ctl {
+    Apply,
+    CallCc,
+    DynamicWind,
+    Raise,
+    Error,
+    Exit,
+}
+
 /// A builtin procedure (opaque).
 #[derive(Clone, Copy)]
 pub struct Prim {
     name: &'static str,
     arity: (usize, Option<usize>),
-    f: fn(&mut Interp, &[Value]) -> Result<Value, String>,
+    f: PrimFn,
 }
 
 impl fmt::Debug for Prim {
@@ -130,7 +243,7 @@ impl fmt::Debug for Prim {
 /// The variables of one call (opaque; globals live in the interpreter).
 #[derive(Debug)]
 pub struct Env {
-    vars: Vec<(Sym, Value)>,
+    vals: Vec<Value>,
     parent: Option<Ref>,
 }
 
@@ -142,18 +255,82 @@ pub struct Frame {
     depth: u32,
 }
 
+/// What to do once the thunks of a jump have run.
+#[derive(Debug, Clone)]
+pub(crate) enum Then {
+    Return(Value, Option<Ref>),
+    Eval(Rc<Expr>, Option<Ref>, Option<Ref>),
+    Apply(Value, Vec<Value>, Option<Ref>),
+}
+
+impl Then {
+    fn k(&self) -> Option<Ref> {
+        match self {
+            Then::Return(_, k) | Then::Eval(_, _, k) | Then::Apply(_, _, k) => *k,
+        }
+    }
+
+    fn trace(&self, f: &mut dyn FnMut(Value)) {
+        match self {
+            Then::Return(v, _) => f(*v),
+            Then::Eval(_, env, _) => env.iter().for_each(|e| f(Value::Ref(*e))),
+            Then::Apply(p, args, _) => {
+                f(*p);
+                args.iter().copied().for_each(&mut *f);
+            }
+        }
+        if let Some(k) = self.k() {
+            f(Value::Ref(k));
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum FrameKind {
     If(Rc<Expr>, Rc<Expr>, Option<Ref>),
     Seq(Rc<[Rc<Expr>]>, usize, Option<Ref>),
-    Args { exprs: Rc<[Rc<Expr>]>, done: Vec<Value>, env: Option<Ref>, loc: Loc },
-    Define(Sym, Option<Ref>),
-    Set(Sym, Option<Ref>, Loc),
+    Args {
+        exprs: Rc<[Rc<Expr>]>,
+        done: Vec<Value>,
+        env: Option<Ref>,
+        loc: Loc,
+    },
+    DefGlobal(u32),
+    SetLocal(u32, u32, Option<Ref>),
+    SetGlobal(u32),
     And(Rc<[Rc<Expr>]>, usize, Option<Ref>),
     Or(Rc<[Rc<Expr>]>, usize, Option<Ref>),
     PromptTag(Rc<Expr>, Option<Ref>),
     Prompt(Value),
-    ControlTag { k: Sym, body: Rc<Expr>, env: Option<Ref>, shift: bool, loc: Loc },
+    ControlTag {
+        body: Rc<Expr>,
+        size: usize,
+        env: Option<Ref>,
+        shift: bool,
+        loc: Loc,
+    },
+    Guard(Value),
+    /// `dynamic-wind` after its `before` ran: run the thunk inside a wind frame.
+    WindEnter {
+        thunk: Value,
+        before: Value,
+        after: Value,
+        loc: Loc,
+    },
+    Wind {
+        before: Value,
+        after: Value,
+        loc: Loc,
+    },
+    /// Return this value once the `after` thunk returned.
+    ReturnValue(Value),
+    /// The thunks of a jump, from `i` on, then the jump itself.
+    Winding {
+        thunks: Rc<[Value]>,
+        i: usize,
+        then: Rc<Then>,
+        loc: Loc,
+    },
 }
 
 impl FrameKind {
@@ -161,18 +338,34 @@ impl FrameKind {
         let env = match self {
             FrameKind::If(_, _, e)
             | FrameKind::Seq(_, _, e)
-            | FrameKind::Define(_, e)
-            | FrameKind::Set(_, e, _)
+            | FrameKind::SetLocal(_, _, e)
             | FrameKind::And(_, _, e)
             | FrameKind::Or(_, _, e)
-            | FrameKind::PromptTag(_, e) => *e,
+            | FrameKind::PromptTag(_, e)
+            | FrameKind::ControlTag { env: e, .. } => *e,
             FrameKind::Args { done, env, .. } => {
                 done.iter().copied().for_each(&mut *f);
                 *env
             }
-            FrameKind::ControlTag { env, .. } => *env,
-            FrameKind::Prompt(tag) => {
-                f(*tag);
+            FrameKind::DefGlobal(_) | FrameKind::SetGlobal(_) => None,
+            FrameKind::Prompt(v) | FrameKind::Guard(v) | FrameKind::ReturnValue(v) => {
+                f(*v);
+                None
+            }
+            FrameKind::WindEnter { thunk, before, after, .. } => {
+                f(*thunk);
+                f(*before);
+                f(*after);
+                None
+            }
+            FrameKind::Wind { before, after, .. } => {
+                f(*before);
+                f(*after);
+                None
+            }
+            FrameKind::Winding { thunks, then, .. } => {
+                thunks.iter().copied().for_each(&mut *f);
+                then.trace(f);
                 None
             }
         };
@@ -182,13 +375,18 @@ impl FrameKind {
     }
 }
 
-/// A captured continuation: the frames from the capture point up to (not including) the
-/// prompt, innermost first; `reinstall` is the tag of a `shift`, whose calls put the prompt
-/// back.
+/// A captured continuation (a procedure).
 #[derive(Debug)]
-pub struct Cont {
-    frames: Vec<Ref>,
-    reinstall: Option<Value>,
+pub enum Cont {
+    /// From `control`/`shift`: the frames from the capture point up to (not including) the
+    /// prompt, innermost first; `reinstall` is the tag of a `shift`, whose calls put the
+    /// prompt back.
+    #[doc(hidden)]
+    Composable { frames: Vec<Ref>, reinstall: Option<Value> },
+    /// From `call/cc`: the continuation as it was, and the `reset` prompt that delimits it
+    /// (`None`: the top).
+    #[doc(hidden)]
+    Escape { k: Option<Ref>, delim: Option<Ref> },
 }
 
 impl Closure {
@@ -201,11 +399,11 @@ impl Closure {
 
 impl Env {
     pub(crate) fn capacity_bytes(&self) -> usize {
-        self.vars.capacity() * std::mem::size_of::<(Sym, Value)>()
+        self.vals.capacity() * std::mem::size_of::<Value>()
     }
 
     pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
-        self.vars.iter().for_each(|(_, v)| f(*v));
+        self.vals.iter().copied().for_each(&mut *f);
         if let Some(p) = self.parent {
             f(Value::Ref(p));
         }
@@ -223,13 +421,23 @@ impl Frame {
 
 impl Cont {
     pub(crate) fn capacity_bytes(&self) -> usize {
-        self.frames.capacity() * std::mem::size_of::<Ref>()
+        match self {
+            Cont::Composable { frames, .. } => frames.capacity() * std::mem::size_of::<Ref>(),
+            Cont::Escape { .. } => 0,
+        }
     }
 
     pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
-        self.frames.iter().for_each(|r| f(Value::Ref(*r)));
-        if let Some(t) = self.reinstall {
-            f(t);
+        match self {
+            Cont::Composable { frames, reinstall } => {
+                frames.iter().for_each(|r| f(Value::Ref(*r)));
+                if let Some(t) = reinstall {
+                    f(*t);
+                }
+            }
+            Cont::Escape { k, delim } => {
+                k.iter().chain(delim.iter()).for_each(|r| f(Value::Ref(*r)));
+            }
         }
     }
 }
@@ -256,11 +464,30 @@ enum State {
     Return(Value, Option<Ref>),
 }
 
+/// The variables the compiler knows in one environment.
+#[derive(Default)]
+struct Scope {
+    vars: Vec<Sym>,
+    /// Whether each is a `define`d variable (checked on reading) rather than a parameter.
+    defs: Vec<bool>,
+}
+
+impl Scope {
+    fn params(vars: Vec<Sym>) -> Scope {
+        let defs = vec![false; vars.len()];
+        Scope { vars, defs }
+    }
+}
+
 /// An OmniLisp interpreter: a heap, the globals, and what the program printed.
 pub struct Interp {
     pub(crate) heap: Heap,
     pub(crate) syms: Symbols,
-    globals: HashMap<Sym, Value>,
+    /// Global values by slot; `Value::Undefined` until defined.
+    globals: Vec<Value>,
+    global_slots: HashMap<Sym, u32>,
+    global_names: Vec<Sym>,
+    macros: HashMap<Sym, Rc<Macro>>,
     /// Values compiled code refers to (quoted data): always reachable.
     constants: Vec<Value>,
     limits: Limits,
@@ -270,6 +497,9 @@ pub struct Interp {
     to_stdout: bool,
     s: Specials,
     compile_depth: usize,
+    scopes: Vec<Scope>,
+    /// Operands of the call being made, reused from call to call.
+    argbuf: Vec<Value>,
 }
 
 /// How deeply expressions (not quoted data) may nest.
@@ -299,13 +529,18 @@ struct Specials {
     reset: Sym,
     shift: Sym,
     reset_tag: Sym,
-    cond_tmp: Sym,
+    tmp: Sym,
     quasiquote: Sym,
     unquote: Sym,
     unquote_splicing: Sym,
     case: Sym,
     r#do: Sym,
     do_loop: Sym,
+    define_syntax: Sym,
+    define_record_type: Sym,
+    let_values: Sym,
+    let_star_values: Sym,
+    guard: Sym,
 }
 
 impl Default for Interp {
@@ -317,6 +552,21 @@ impl Default for Interp {
 impl fmt::Debug for Interp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Interp").field("heap", &self.heap).field("steps", &self.steps).finish()
+    }
+}
+
+/// A body's forms after macro expansion: borrowed from the source, or made by a macro.
+enum Form<'d> {
+    Src(&'d Datum),
+    Made(Datum),
+}
+
+impl Form<'_> {
+    fn get(&self) -> &Datum {
+        match self {
+            Form::Src(d) => d,
+            Form::Made(d) => d,
+        }
     }
 }
 
@@ -353,19 +603,27 @@ impl Interp {
             reset: i("reset"),
             shift: i("shift"),
             reset_tag: i(" reset"),
-            cond_tmp: i(" cond"),
+            tmp: i(" tmp"),
             quasiquote: i("quasiquote"),
             unquote: i("unquote"),
             unquote_splicing: i("unquote-splicing"),
             case: i("case"),
             r#do: i("do"),
             do_loop: i(" do"),
+            define_syntax: i("define-syntax"),
+            define_record_type: i("define-record-type"),
+            let_values: i("let-values"),
+            let_star_values: i("let*-values"),
+            guard: i("guard"),
         };
         // The builtins and the prelude load without limits; the caller's apply from then on.
         let mut interp = Interp {
             heap: Heap::new(),
             syms,
-            globals: HashMap::new(),
+            globals: Vec::new(),
+            global_slots: HashMap::new(),
+            global_names: Vec::new(),
+            macros: HashMap::new(),
             constants: Vec::new(),
             limits: Limits::default(),
             steps: 0,
@@ -373,6 +631,8 @@ impl Interp {
             to_stdout: false,
             s,
             compile_depth: 0,
+            scopes: Vec::new(),
+            argbuf: Vec::new(),
         };
         super::builtins::install(&mut interp);
         interp.eval_str(super::builtins::PRELUDE, "prelude").expect("the prelude evaluates");
@@ -382,6 +642,32 @@ impl Interp {
         interp
     }
 
+    fn global_slot(&mut self, s: Sym) -> u32 {
+        if let Some(&g) = self.global_slots.get(&s) {
+            return g;
+        }
+        let g = u32::try_from(self.globals.len()).expect("under 2^32 globals");
+        self.globals.push(Value::Undefined);
+        self.global_names.push(s);
+        self.global_slots.insert(s, g);
+        g
+    }
+
+    /// The value of the global `name`, if it is defined.
+    pub(crate) fn global(&self, name: &str) -> Option<Value> {
+        let s = self.syms.lookup(name)?;
+        let g = *self.global_slots.get(&s)?;
+        Some(self.globals[g as usize]).filter(|v| *v != Value::Undefined)
+    }
+
+    fn def_builtin(&mut self, name: &'static str, arity: (usize, Option<usize>), f: PrimFn) {
+        let r = self.heap.alloc(Obj::Prim(Prim { name, arity, f })).expect("no limit yet");
+        self.constants.push(Value::Ref(r));
+        let s = self.syms.intern(name);
+        let g = self.global_slot(s);
+        self.globals[g as usize] = Value::Ref(r);
+    }
+
     /// Defines the global `name` as the builtin `f`.
     pub(crate) fn def_prim(
         &mut self,
@@ -389,10 +675,17 @@ impl Interp {
         arity: (usize, Option<usize>),
         f: fn(&mut Interp, &[Value]) -> Result<Value, String>,
     ) {
-        let r = self.heap.alloc(Obj::Prim(Prim { name, arity, f })).expect("no limit yet");
-        self.constants.push(Value::Ref(r));
-        let s = self.syms.intern(name);
-        self.globals.insert(s, Value::Ref(r));
+        self.def_builtin(name, arity, PrimFn::Plain(f));
+    }
+
+    /// Defines the global `name` as a builtin that works on the continuation.
+    pub(crate) fn def_control(
+        &mut self,
+        name: &'static str,
+        arity: (usize, Option<usize>),
+        c: Ctl,
+    ) {
+        self.def_builtin(name, arity, PrimFn::Control(c));
     }
 
     /// The heap's counts: live objects, bytes, collections.
@@ -436,18 +729,22 @@ impl Interp {
     ///
     /// # Errors
     ///
-    /// The first read or Lisp error, with its location.
+    /// The first read or Lisp error, with its location; [`LispError::exit_status`] says
+    /// whether it is the program calling `exit`.
     pub fn eval_str(&mut self, src: &str, file: &str) -> Result<String, LispError> {
         let file: Rc<str> = file.into();
         let mut last = Value::Unspecified;
         for d in super::Reader::new(src.as_bytes(), &file) {
-            let d = d.map_err(|e| LispError {
-                message: format!("read error: {}", e.message),
-                at: Some(Loc { file: file.clone(), span: e.span }),
-                backtrace: Vec::new(),
+            let d = d.map_err(|e| {
+                *err(
+                    format!("read error: {}", e.message),
+                    Some(&Loc { file: file.clone(), span: e.span }),
+                )
             })?;
-            let e = self.compile(&d, &file)?;
-            last = self.run(e)?;
+            self.scopes.clear();
+            self.compile_depth = 0;
+            let e = self.compile(&d, &file).map_err(|e| *e)?;
+            last = self.run(e).map_err(|e| *e)?;
         }
         Ok(self.write_string(last))
     }
@@ -466,8 +763,8 @@ impl Interp {
         s
     }
 
-    fn alloc(&mut self, obj: Obj) -> Result<Ref, LispError> {
-        self.heap.alloc(obj).map_err(|e: HeapFull| err(e.to_string(), None))
+    fn alloc(&mut self, obj: Obj) -> Result<Ref, Fail> {
+        self.heap.alloc(obj).map_err(|e: HeapFull| limit_err(e.to_string(), None))
     }
 
     // --- the compiler ----------------------------------------------------------------------
@@ -477,7 +774,7 @@ impl Interp {
     }
 
     /// A datum as a constant value (quoted data).
-    fn datum_value(&mut self, d: &Datum) -> Result<Value, LispError> {
+    fn datum_value(&mut self, d: &Datum) -> Result<Value, Fail> {
         // Iterative: build lists from the end, with an explicit stack of pending work.
         enum Work<'d> {
             Datum(&'d Datum),
@@ -542,27 +839,120 @@ impl Interp {
         d.as_symbol().map(|s| self.syms.intern(s))
     }
 
-    fn bad(&self, what: &str, d: &Datum, file: &Rc<str>) -> LispError {
+    fn bad(&self, what: &str, d: &Datum, file: &Rc<str>) -> Fail {
         err(format!("bad syntax: {what}; got {d}"), Some(&Self::loc(file, d)))
     }
 
-    fn body(
+    fn is_local(&self, s: Sym) -> bool {
+        self.scopes.iter().any(|sc| sc.vars.contains(&s))
+    }
+
+    fn resolve(&mut self, s: Sym, loc: Loc) -> Expr {
+        for (depth, scope) in self.scopes.iter().rev().enumerate() {
+            if let Some(i) = scope.vars.iter().rposition(|v| *v == s) {
+                let (d, i) = (depth as u32, i as u32);
+                return if scope.defs[i as usize] {
+                    Expr::LocalDef(d, i, s, loc)
+                } else {
+                    Expr::Local(d, i)
+                };
+            }
+        }
+        Expr::Global(self.global_slot(s), loc)
+    }
+
+    /// Compiles `f` with `scope` pushed, giving the code and the scope's final size.
+    fn in_scope<T>(
         &mut self,
-        items: &[Datum],
+        scope: Scope,
+        f: impl FnOnce(&mut Self) -> Result<T, Fail>,
+    ) -> Result<(T, usize), Fail> {
+        self.scopes.push(scope);
+        let r = f(self);
+        let size = self.scopes.pop().map_or(0, |s| s.vars.len());
+        r.map(|t| (t, size))
+    }
+
+    /// The head symbol of `d` when it names a macro or a special form (not a local).
+    fn keyword(&mut self, d: &Datum) -> Option<Sym> {
+        let DatumKind::List(items, _) = d.kind() else { return None };
+        let h = self.sym_of(items.first()?)?;
+        (!self.is_local(h)).then_some(h)
+    }
+
+    /// Expands the macro use `d`, if it is one (repeatedly, until its head is no macro).
+    fn expand(&mut self, d: &Datum, file: &Rc<str>) -> Result<Option<Datum>, Fail> {
+        let mut out: Option<Datum> = None;
+        for _ in 0..MAX_COMPILE_DEPTH {
+            let cur = out.as_ref().unwrap_or(d);
+            let Some(h) = self.keyword(cur) else { break };
+            let next = if let Some(m) = self.macros.get(&h).cloned() {
+                m.expand(cur)
+            } else if h == self.s.define_record_type {
+                syntax::record_type(cur)
+            } else if h == self.s.let_values || h == self.s.let_star_values {
+                syntax::let_values(cur)
+            } else {
+                break;
+            };
+            out = Some(next.map_err(|m| err(m, Some(&Self::loc(file, cur))))?);
+        }
+        Ok(out)
+    }
+
+    /// A body's forms, macros expanded and `begin`s spliced, and the names it defines added
+    /// to the innermost scope.
+    fn body_forms<'d>(
+        &mut self,
+        items: &'d [Datum],
         file: &Rc<str>,
-        whole: &Datum,
-    ) -> Result<Rc<Expr>, LispError> {
+    ) -> Result<Vec<Form<'d>>, Fail> {
+        let mut out = Vec::new();
+        let mut work: Vec<Form<'d>> = items.iter().rev().map(Form::Src).collect();
+        while let Some(f) = work.pop() {
+            let f = match self.expand(f.get(), file)? {
+                Some(d) => Form::Made(d),
+                None => f,
+            };
+            let head = self.keyword(f.get());
+            if head == Some(self.s.begin) {
+                let inner: Vec<Datum> = f.get().items()[1..].iter().map(syntax::copy).collect();
+                work.extend(inner.into_iter().rev().map(Form::Made));
+                continue;
+            }
+            if head == Some(self.s.define) && !self.scopes.is_empty() {
+                let name = match f.get().items().get(1).map(Datum::kind) {
+                    Some(DatumKind::Symbol(s)) => Some(s.as_str()),
+                    Some(DatumKind::List(sig, _)) => sig.first().and_then(Datum::as_symbol),
+                    _ => None,
+                };
+                if let Some(n) = name {
+                    let n = self.syms.intern(n);
+                    let scope = self.scopes.last_mut().expect("a scope");
+                    if !scope.vars.contains(&n) {
+                        scope.vars.push(n);
+                        scope.defs.push(true);
+                    }
+                }
+            }
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    fn body(&mut self, items: &[Datum], file: &Rc<str>, whole: &Datum) -> Result<Rc<Expr>, Fail> {
         if items.is_empty() {
             return Err(self.bad("a body needs at least one expression", whole, file));
         }
-        let mut exprs = Vec::with_capacity(items.len());
-        for it in items {
-            exprs.push(self.compile(it, file)?);
+        let forms = self.body_forms(items, file)?;
+        let mut exprs = Vec::with_capacity(forms.len());
+        for f in &forms {
+            exprs.push(self.compile(f.get(), file)?);
         }
-        Ok(if exprs.len() == 1 {
-            exprs.pop().expect("one")
-        } else {
-            Rc::new(Expr::Seq(exprs.into()))
+        Ok(match exprs.len() {
+            0 => Rc::new(Expr::Const(Value::Unspecified)),
+            1 => exprs.pop().expect("one"),
+            _ => Rc::new(Expr::Seq(exprs.into())),
         })
     }
 
@@ -572,7 +962,7 @@ impl Interp {
         body: &[Datum],
         file: &Rc<str>,
         whole: &Datum,
-    ) -> Result<Rc<Lambda>, LispError> {
+    ) -> Result<Rc<Lambda>, Fail> {
         let (ps, rest) = match params.kind() {
             DatumKind::Symbol(s) => (Vec::new(), Some(self.syms.intern(s))),
             DatumKind::List(items, tail) => self.params(items, tail.as_deref(), file)?,
@@ -586,7 +976,7 @@ impl Interp {
         items: &[Datum],
         tail: Option<&Datum>,
         file: &Rc<str>,
-    ) -> Result<(Vec<Sym>, Option<Sym>), LispError> {
+    ) -> Result<(Vec<Sym>, Option<Sym>), Fail> {
         let mut ps = Vec::new();
         for p in items {
             ps.push(self.sym_of(p).ok_or_else(|| self.bad("parameters must be symbols", p, file))?);
@@ -608,17 +998,27 @@ impl Interp {
         body: &[Datum],
         file: &Rc<str>,
         whole: &Datum,
-    ) -> Result<Rc<Lambda>, LispError> {
-        let body = self.body(body, file, whole)?;
-        Ok(Rc::new(Lambda { params: ps, rest, body, loc: Self::loc(file, whole) }))
+    ) -> Result<Rc<Lambda>, Fail> {
+        let params = ps.len();
+        let mut vars = ps;
+        vars.extend(rest);
+        let (body, size) = self.in_scope(Scope::params(vars), |c| c.body(body, file, whole))?;
+        Ok(Rc::new(Lambda {
+            params,
+            rest: rest.is_some(),
+            size,
+            body,
+            loc: Self::loc(file, whole),
+        }))
     }
 
-    /// `((name init) ...)` of a `let` form.
-    fn bindings(&mut self, d: &Datum, file: &Rc<str>) -> Result<Vec<(Sym, Rc<Expr>)>, LispError> {
+    /// `((name init) ...)` of a `let` form: the names, and the inits compiled in the current
+    /// scope.
+    fn bindings(&mut self, d: &Datum, file: &Rc<str>) -> Result<(Vec<Sym>, Vec<Rc<Expr>>), Fail> {
         let DatumKind::List(items, None) = d.kind() else {
             return Err(self.bad("expected a list of bindings `((name value) ...)`", d, file));
         };
-        let mut out = Vec::new();
+        let (mut names, mut inits) = (Vec::new(), Vec::new());
         for b in items {
             let [name, init] = b.items() else {
                 return Err(self.bad("a binding is `(name value)`", b, file));
@@ -626,45 +1026,66 @@ impl Interp {
             let s = self
                 .sym_of(name)
                 .ok_or_else(|| self.bad("a binding's name must be a symbol", name, file))?;
-            out.push((s, self.compile(init, file)?));
+            names.push(s);
+            inits.push(self.compile(init, file)?);
         }
-        Ok(out)
+        Ok((names, inits))
+    }
+
+    fn call_of(lam: Rc<Lambda>, args: Vec<Rc<Expr>>, loc: Loc) -> Rc<Expr> {
+        let mut call = vec![Rc::new(Expr::Lambda(lam))];
+        call.extend(args);
+        Self::make_call(call, loc)
+    }
+
+    fn make_call(parts: Vec<Rc<Expr>>, loc: Loc) -> Rc<Expr> {
+        let all_simple = parts.iter().all(|p| simple(p));
+        Rc::new(Expr::Call(parts.into(), loc, all_simple))
+    }
+
+    /// A procedure of `params` whose body `f` compiles, called at once with `inits`.
+    fn let_of(
+        &mut self,
+        params: Vec<Sym>,
+        inits: Vec<Rc<Expr>>,
+        loc: Loc,
+        f: impl FnOnce(&mut Self) -> Result<Rc<Expr>, Fail>,
+    ) -> Result<Rc<Expr>, Fail> {
+        let n = params.len();
+        let (body, size) = self.in_scope(Scope::params(params), f)?;
+        let lam = Rc::new(Lambda { params: n, rest: false, size, body, loc: loc.clone() });
+        Ok(Self::call_of(lam, inits, loc))
     }
 
     /// `((lambda () (define name (lambda params body)) name) inits ...)`: a local recursive
     /// procedure called at once, as named `let` and `do` are.
     fn local_loop(
+        &mut self,
         name: Sym,
         params: Vec<Sym>,
-        body: Rc<Expr>,
         inits: Vec<Rc<Expr>>,
         loc: Loc,
-    ) -> Rc<Expr> {
-        let lam =
-            Rc::new(Expr::Lambda(Rc::new(Lambda { params, rest: None, body, loc: loc.clone() })));
-        let def = Rc::new(Expr::Define(name, lam));
-        let get = Rc::new(Expr::Var(name, loc.clone()));
-        let make = Self::call_lambda(
-            Vec::new(),
-            Rc::new(Expr::Seq(vec![def, get].into())),
-            Vec::new(),
-            loc.clone(),
-        );
+        body: impl FnOnce(&mut Self) -> Result<Rc<Expr>, Fail>,
+    ) -> Result<Rc<Expr>, Fail> {
+        let scope = Scope { vars: vec![name], defs: vec![true] };
+        let (thunk_body, size) = self.in_scope(scope, |c| {
+            let n = params.len();
+            let (body, size) = c.in_scope(Scope::params(params), body)?;
+            let lam = Rc::new(Lambda { params: n, rest: false, size, body, loc: loc.clone() });
+            let set = Rc::new(Expr::SetLocal(0, 0, Rc::new(Expr::Lambda(lam))));
+            let get = Rc::new(Expr::Local(0, 0));
+            Ok(Rc::new(Expr::Seq(vec![set, get].into())))
+        })?;
+        let thunk =
+            Rc::new(Lambda { params: 0, rest: false, size, body: thunk_body, loc: loc.clone() });
+        let make = Self::call_of(thunk, Vec::new(), loc.clone());
         let mut call = vec![make];
         call.extend(inits);
-        Rc::new(Expr::Call(call.into(), loc))
-    }
-
-    fn call_lambda(params: Vec<Sym>, body: Rc<Expr>, args: Vec<Rc<Expr>>, loc: Loc) -> Rc<Expr> {
-        let lam =
-            Rc::new(Expr::Lambda(Rc::new(Lambda { params, rest: None, body, loc: loc.clone() })));
-        let mut call = vec![lam];
-        call.extend(args);
-        Rc::new(Expr::Call(call.into(), loc))
+        Ok(Self::make_call(call, loc))
     }
 
     /// Compiles one datum.
-    pub(crate) fn compile(&mut self, d: &Datum, file: &Rc<str>) -> Result<Rc<Expr>, LispError> {
+    pub(crate) fn compile(&mut self, d: &Datum, file: &Rc<str>) -> Result<Rc<Expr>, Fail> {
         // The compiler recurses on nested expressions (not on quoted data): bound it, so deep
         // code is an error and never a host stack overflow.
         if self.compile_depth >= MAX_COMPILE_DEPTH {
@@ -676,15 +1097,22 @@ impl Interp {
         self.compile_depth += 1;
         // Each level takes several KiB of stack in a debug build: grow the stack onto the heap
         // when little is left, so the depth limit holds on any thread.
-        let r = stacker::maybe_grow(64 << 10, 1 << 20, || self.compile_inner(d, file));
+        let r = stacker::maybe_grow(64 << 10, 1 << 20, || match self.expand(d, file) {
+            Ok(Some(x)) => self.compile_inner(&x, file),
+            Ok(None) => self.compile_inner(d, file),
+            Err(e) => Err(e),
+        });
         self.compile_depth -= 1;
         r
     }
 
-    fn compile_inner(&mut self, d: &Datum, file: &Rc<str>) -> Result<Rc<Expr>, LispError> {
+    fn compile_inner(&mut self, d: &Datum, file: &Rc<str>) -> Result<Rc<Expr>, Fail> {
         let loc = Self::loc(file, d);
         let items = match d.kind() {
-            DatumKind::Symbol(s) => return Ok(Rc::new(Expr::Var(self.syms.intern(s), loc))),
+            DatumKind::Symbol(s) => {
+                let s = self.syms.intern(s);
+                return Ok(Rc::new(self.resolve(s, loc)));
+            }
             DatumKind::List(items, None) if !items.is_empty() => items,
             DatumKind::List(_, Some(_)) => {
                 return Err(self.bad("a call cannot be a dotted list", d, file))
@@ -694,12 +1122,9 @@ impl Interp {
             }
             _ => return Ok(Rc::new(Expr::Const(self.datum_value(d)?))),
         };
-        let head = self.sym_of(&items[0]);
+        let Some(h) = self.keyword(d) else { return self.call(items, file, loc) };
         let s = &self.s;
         let args = &items[1..];
-        let Some(h) = head else { return self.call(items, file, loc) };
-        // A special form's name bound as a variable by the program would shadow it; the
-        // prelude and the tests never do, so the check is left for the macro expander.
         if h == s.quote {
             let [q] = args else { return Err(self.bad("`quote` takes one datum", d, file)) };
             return Ok(Rc::new(Expr::Const(self.datum_value(q)?)));
@@ -710,29 +1135,51 @@ impl Interp {
                 [c, t, e] => (c, t, Some(e)),
                 _ => return Err(self.bad("`if` is `(if test then [else])`", d, file)),
             };
+            let c = self.compile(c, file)?;
+            let t = self.compile(t, file)?;
             let e = match e {
                 Some(e) => self.compile(e, file)?,
                 None => Rc::new(Expr::Const(Value::Unspecified)),
             };
-            return Ok(Rc::new(Expr::If(self.compile(c, file)?, self.compile(t, file)?, e)));
+            return Ok(Rc::new(Expr::If(c, t, e)));
         }
         if h == s.define {
-            return match args {
+            const USAGE: &str =
+                "`define` is `(define name value)` or `(define (name params ...) body ...)`";
+            let (name, value) = match args {
                 [name, value] if name.as_symbol().is_some() => {
                     let n = self.sym_of(name).expect("a symbol");
-                    Ok(Rc::new(Expr::Define(n, self.compile(value, file)?)))
+                    (n, self.compile(value, file)?)
                 }
                 [sig, body @ ..] => match sig.kind() {
                     DatumKind::List(sig_items, tail) if !sig_items.is_empty() => {
-                        let n = self.sym_of(&sig_items[0]).ok_or_else(|| self.bad("a procedure's name must be a symbol", &sig_items[0], file))?;
+                        let n = self.sym_of(&sig_items[0]).ok_or_else(|| {
+                            self.bad("a procedure's name must be a symbol", &sig_items[0], file)
+                        })?;
                         let (ps, rest) = self.params(&sig_items[1..], tail.as_deref(), file)?;
                         let lam = self.lambda_from(ps, rest, body, file, d)?;
-                        Ok(Rc::new(Expr::Define(n, Rc::new(Expr::Lambda(lam)))))
+                        (n, Rc::new(Expr::Lambda(lam)))
                     }
-                    _ => Err(self.bad("`define` is `(define name value)` or `(define (name params ...) body ...)`", d, file)),
+                    _ => return Err(self.bad(USAGE, d, file)),
                 },
-                _ => Err(self.bad("`define` is `(define name value)` or `(define (name params ...) body ...)`", d, file)),
+                _ => return Err(self.bad(USAGE, d, file)),
             };
+            return Ok(Rc::new(match self.scopes.last_mut() {
+                None => Expr::DefGlobal(self.global_slot(name), value),
+                Some(scope) => {
+                    // Found by `body_forms` unless the define is somewhere a body's
+                    // definitions are not looked for (inside `when`): it joins the scope then.
+                    let i = match scope.vars.iter().rposition(|v| *v == name) {
+                        Some(i) => i,
+                        None => {
+                            scope.vars.push(name);
+                            scope.defs.push(true);
+                            scope.vars.len() - 1
+                        }
+                    };
+                    Expr::SetLocal(0, i as u32, value)
+                }
+            }));
         }
         if h == s.set {
             let [name, value] = args else {
@@ -741,7 +1188,12 @@ impl Interp {
             let n = self
                 .sym_of(name)
                 .ok_or_else(|| self.bad("`set!` needs a variable name", name, file))?;
-            return Ok(Rc::new(Expr::Set(n, self.compile(value, file)?, loc)));
+            let value = self.compile(value, file)?;
+            return Ok(Rc::new(match self.resolve(n, loc.clone()) {
+                Expr::Local(d, i) | Expr::LocalDef(d, i, ..) => Expr::SetLocal(d, i, value),
+                Expr::Global(g, _) => Expr::SetGlobal(g, value, loc),
+                _ => unreachable!("resolve gives variables"),
+            }));
         }
         if h == s.lambda {
             let [params, body @ ..] = args else {
@@ -750,6 +1202,9 @@ impl Interp {
             return Ok(Rc::new(Expr::Lambda(self.lambda(params, body, file, d)?)));
         }
         if h == s.begin {
+            if args.is_empty() {
+                return Ok(Rc::new(Expr::Const(Value::Unspecified)));
+            }
             return self.body(args, file, d);
         }
         if h == s.and || h == s.or {
@@ -759,6 +1214,9 @@ impl Interp {
             }
             let exprs: Vec<Rc<Expr>> =
                 args.iter().map(|a| self.compile(a, file)).collect::<Result<_, _>>()?;
+            if exprs.len() == 1 {
+                return Ok(exprs.into_iter().next().expect("one"));
+            }
             return Ok(Rc::new(if is_and {
                 Expr::And(exprs.into())
             } else {
@@ -778,35 +1236,24 @@ impl Interp {
             // Named let: a local recursive procedure called at once.
             if let [name, bindings, body @ ..] = args {
                 if let Some(n) = self.sym_of(name) {
-                    let bs = self.bindings(bindings, file)?;
-                    let (params, inits): (Vec<Sym>, Vec<Rc<Expr>>) = bs.into_iter().unzip();
-                    let body = self.body(body, file, d)?;
-                    return Ok(Self::local_loop(n, params, body, inits, loc));
+                    let (params, inits) = self.bindings(bindings, file)?;
+                    return self.local_loop(n, params, inits, loc, |c| c.body(body, file, d));
                 }
             }
             let [bindings, body @ ..] = args else {
                 return Err(self.bad("`let` is `(let ((name value) ...) body ...)`", d, file));
             };
-            let bs = self.bindings(bindings, file)?;
-            let (params, inits) = bs.into_iter().unzip();
-            let body = self.body(body, file, d)?;
-            return Ok(Self::call_lambda(params, body, inits, loc));
+            let (params, inits) = self.bindings(bindings, file)?;
+            return self.let_of(params, inits, loc, |c| c.body(body, file, d));
         }
         if h == s.let_star {
             let [bindings, body @ ..] = args else {
                 return Err(self.bad("`let*` is `(let* ((name value) ...) body ...)`", d, file));
             };
-            let bs = self.bindings(bindings, file)?;
-            let mut e = self.body(body, file, d)?;
-            for (n, init) in bs.into_iter().rev() {
-                e = Self::call_lambda(vec![n], e, vec![init], loc.clone());
-            }
-            if let DatumKind::List(b, _) = bindings.kind() {
-                if b.is_empty() {
-                    return Ok(Self::call_lambda(Vec::new(), e, Vec::new(), loc));
-                }
-            }
-            return Ok(e);
+            let DatumKind::List(bs, None) = bindings.kind() else {
+                return Err(self.bad("expected a list of bindings `((name value) ...)`", d, file));
+            };
+            return self.let_star(bs, body, file, d, loc);
         }
         if h == s.letrec || h == s.letrec_star {
             let [bindings, body @ ..] = args else {
@@ -816,16 +1263,30 @@ impl Interp {
                     file,
                 ));
             };
-            let bs = self.bindings(bindings, file)?;
-            let mut seq: Vec<Rc<Expr>> =
-                bs.into_iter().map(|(n, init)| Rc::new(Expr::Define(n, init))).collect();
-            seq.push(self.body(body, file, d)?);
-            return Ok(Self::call_lambda(
-                Vec::new(),
-                Rc::new(Expr::Seq(seq.into())),
-                Vec::new(),
-                loc,
-            ));
+            let DatumKind::List(bs, None) = bindings.kind() else {
+                return Err(self.bad("expected a list of bindings `((name value) ...)`", d, file));
+            };
+            let mut names = Vec::new();
+            for b in bs {
+                match b.items() {
+                    [n, _] if n.as_symbol().is_some() => {
+                        names.push(self.sym_of(n).expect("symbol"))
+                    }
+                    _ => return Err(self.bad("a binding is `(name value)`", b, file)),
+                }
+            }
+            let scope = Scope { defs: vec![true; names.len()], vars: names };
+            let (body, size) = self.in_scope(scope, |c| {
+                let mut seq = Vec::new();
+                for (i, b) in bs.iter().enumerate() {
+                    let init = c.compile(&b.items()[1], file)?;
+                    seq.push(Rc::new(Expr::SetLocal(0, i as u32, init)));
+                }
+                seq.push(c.body(body, file, d)?);
+                Ok(Rc::new(Expr::Seq(seq.into())))
+            })?;
+            let lam = Rc::new(Lambda { params: 0, rest: false, size, body, loc: loc.clone() });
+            return Ok(Self::call_of(lam, Vec::new(), loc));
         }
         if h == s.quasiquote {
             let [q] = args else { return Err(self.bad("`quasiquote` takes one datum", d, file)) };
@@ -840,117 +1301,15 @@ impl Interp {
                 ));
             };
             let key = self.compile(key, file)?;
-            let tmp = self.s.cond_tmp;
-            let memv = self.global_const("memv");
-            let mut e: Rc<Expr> = Rc::new(Expr::Const(Value::Unspecified));
-            for clause in clauses.iter().rev() {
-                let parts = clause.items();
-                let Some(data) = parts.first() else {
-                    return Err(self.bad(
-                        "a `case` clause is `((datum ...) body ...)`",
-                        clause,
-                        file,
-                    ));
-                };
-                let body = self.body(&parts[1..], file, clause)?;
-                if self.sym_of(data) == Some(self.s.r#else) {
-                    e = body;
-                    continue;
-                }
-                if !matches!(data.kind(), DatumKind::List(_, None)) {
-                    return Err(self.bad("a `case` clause starts with a list of data", data, file));
-                }
-                let list = Rc::new(Expr::Const(self.datum_value(data)?));
-                let get = Rc::new(Expr::Var(tmp, loc.clone()));
-                let test = Rc::new(Expr::Call(
-                    vec![memv.clone(), get, list].into(),
-                    Self::loc(file, clause),
-                ));
-                e = Rc::new(Expr::If(test, body, e));
-            }
-            return Ok(Self::call_lambda(vec![tmp], e, vec![key], loc));
+            let tmp = self.s.tmp;
+            return self
+                .let_of(vec![tmp], vec![key], loc.clone(), |c| c.case_clauses(clauses, file));
         }
         if h == s.r#do {
-            // (do ((var init step) ...) (test result ...) body ...) is a named-let loop.
-            let [specs, end, body @ ..] = args else {
-                return Err(self.bad(
-                    "`do` is `(do ((var init step) ...) (test result ...) body ...)`",
-                    d,
-                    file,
-                ));
-            };
-            let DatumKind::List(specs, None) = specs.kind() else {
-                return Err(self.bad("`do` needs a list of `(var init step)`", specs, file));
-            };
-            let mut vars = Vec::new();
-            let mut inits = Vec::new();
-            let mut steps = Vec::new();
-            for spec in specs {
-                let (name, init, step) = match spec.items() {
-                    [n, i] => (n, i, None),
-                    [n, i, st] => (n, i, Some(st)),
-                    _ => {
-                        return Err(self.bad("a `do` variable is `(var init [step])`", spec, file))
-                    }
-                };
-                let v = self
-                    .sym_of(name)
-                    .ok_or_else(|| self.bad("a `do` variable must be a symbol", name, file))?;
-                vars.push(v);
-                inits.push(self.compile(init, file)?);
-                steps.push(match step {
-                    Some(st) => self.compile(st, file)?,
-                    None => Rc::new(Expr::Var(v, loc.clone())),
-                });
-            }
-            let [test, results @ ..] = end.items() else {
-                return Err(self.bad("`do` needs `(test result ...)`", end, file));
-            };
-            let test = self.compile(test, file)?;
-            let done = if results.is_empty() {
-                Rc::new(Expr::Const(Value::Unspecified))
-            } else {
-                self.body(results, file, end)?
-            };
-            let lp = self.s.do_loop;
-            let mut again: Vec<Rc<Expr>> = vec![Rc::new(Expr::Var(lp, loc.clone()))];
-            again.extend(steps);
-            let again = Rc::new(Expr::Call(again.into(), loc.clone()));
-            let mut seq = Vec::new();
-            for b in body {
-                seq.push(self.compile(b, file)?);
-            }
-            seq.push(again);
-            let step = Rc::new(Expr::If(test, done, Rc::new(Expr::Seq(seq.into()))));
-            return Ok(Self::local_loop(lp, vars, step, inits, loc));
+            return self.r#do(args, file, d, loc);
         }
         if h == s.cond {
-            let mut e: Rc<Expr> = Rc::new(Expr::Const(Value::Unspecified));
-            for clause in args.iter().rev() {
-                let parts = clause.items();
-                let Some(first) = parts.first() else {
-                    return Err(self.bad("a `cond` clause is `(test body ...)`", clause, file));
-                };
-                if self.sym_of(first) == Some(self.s.r#else) {
-                    e = self.body(&parts[1..], file, clause)?;
-                    continue;
-                }
-                let test = self.compile(first, file)?;
-                if parts.len() == 3 && self.sym_of(&parts[1]) == Some(self.s.arrow) {
-                    let f = self.compile(&parts[2], file)?;
-                    let tmp = self.s.cond_tmp;
-                    let get = Rc::new(Expr::Var(tmp, loc.clone()));
-                    let call =
-                        Rc::new(Expr::Call(vec![f, get.clone()].into(), Self::loc(file, clause)));
-                    let body = Rc::new(Expr::If(get, call, e));
-                    e = Self::call_lambda(vec![tmp], body, vec![test], loc.clone());
-                } else if parts.len() == 1 {
-                    e = Rc::new(Expr::Or(vec![test, e].into()));
-                } else {
-                    e = Rc::new(Expr::If(test, self.body(&parts[1..], file, clause)?, e));
-                }
-            }
-            return Ok(e);
+            return self.cond_clauses(args, file, None);
         }
         if h == s.prompt || h == s.reset {
             let (tag, body) = if h == s.reset {
@@ -979,21 +1338,211 @@ impl Interp {
             let k = self
                 .sym_of(k)
                 .ok_or_else(|| self.bad("the continuation's name must be a symbol", k, file))?;
-            return Ok(Rc::new(Expr::Control(tag, k, self.body(body, file, d)?, is_shift, loc)));
+            let (body, size) = self.in_scope(Scope::params(vec![k]), |c| c.body(body, file, d))?;
+            return Ok(Rc::new(Expr::Control(tag, body, size, is_shift, loc)));
+        }
+        if h == s.guard {
+            // (guard (var clause ...) body ...)
+            const USAGE: &str = "`guard` is `(guard (name clause ...) body ...)`";
+            let [spec, body @ ..] = args else { return Err(self.bad(USAGE, d, file)) };
+            let DatumKind::List(spec_items, None) = spec.kind() else {
+                return Err(self.bad(USAGE, d, file));
+            };
+            let Some((var, clauses)) = spec_items.split_first() else {
+                return Err(self.bad(USAGE, d, file));
+            };
+            let var = self.sym_of(var).ok_or_else(|| self.bad(USAGE, d, file))?;
+            let body = self.body(body, file, d)?;
+            let raise = self.global_const("raise");
+            let (handler, size) = self.in_scope(Scope::params(vec![var]), |c| {
+                // No clause matched: raise it again, to the next guard out.
+                let again = Self::make_call(vec![raise, Rc::new(Expr::Local(0, 0))], loc.clone());
+                c.cond_clauses(clauses, file, Some(again))
+            })?;
+            let lam =
+                Rc::new(Lambda { params: 1, rest: false, size, body: handler, loc: loc.clone() });
+            return Ok(Rc::new(Expr::Guard(body, lam)));
+        }
+        if h == s.define_syntax {
+            let [name, spec] = args else {
+                return Err(self.bad(
+                    "`define-syntax` is `(define-syntax name (syntax-rules ...))`",
+                    d,
+                    file,
+                ));
+            };
+            let n = self
+                .sym_of(name)
+                .ok_or_else(|| self.bad("a macro's name must be a symbol", name, file))?;
+            let m = Macro::parse(spec).map_err(|m| err(m, Some(&Self::loc(file, spec))))?;
+            self.macros.insert(n, Rc::new(m));
+            return Ok(Rc::new(Expr::Const(Value::Unspecified)));
         }
         self.call(items, file, loc)
+    }
+
+    fn let_star(
+        &mut self,
+        bs: &[Datum],
+        body: &[Datum],
+        file: &Rc<str>,
+        whole: &Datum,
+        loc: Loc,
+    ) -> Result<Rc<Expr>, Fail> {
+        let Some((first, rest)) = bs.split_first() else {
+            return self.let_of(Vec::new(), Vec::new(), loc, |c| c.body(body, file, whole));
+        };
+        let [name, init] = first.items() else {
+            return Err(self.bad("a binding is `(name value)`", first, file));
+        };
+        let n = self
+            .sym_of(name)
+            .ok_or_else(|| self.bad("a binding's name must be a symbol", name, file))?;
+        let init = self.compile(init, file)?;
+        self.let_of(vec![n], vec![init], loc.clone(), |c| {
+            if rest.is_empty() {
+                c.body(body, file, whole)
+            } else {
+                c.let_star(rest, body, file, whole, loc)
+            }
+        })
+    }
+
+    /// `case` clauses, with the key in local slot 0 of the innermost scope.
+    fn case_clauses(&mut self, clauses: &[Datum], file: &Rc<str>) -> Result<Rc<Expr>, Fail> {
+        let memv = self.global_const("memv");
+        let mut e: Rc<Expr> = Rc::new(Expr::Const(Value::Unspecified));
+        for clause in clauses.iter().rev() {
+            let parts = clause.items();
+            let Some(data) = parts.first() else {
+                return Err(self.bad("a `case` clause is `((datum ...) body ...)`", clause, file));
+            };
+            let body = self.body(&parts[1..], file, clause)?;
+            if self.sym_of(data) == Some(self.s.r#else) {
+                e = body;
+                continue;
+            }
+            if !matches!(data.kind(), DatumKind::List(_, None)) {
+                return Err(self.bad("a `case` clause starts with a list of data", data, file));
+            }
+            let list = Rc::new(Expr::Const(self.datum_value(data)?));
+            let key = Rc::new(Expr::Local(0, 0));
+            let test = Self::make_call(vec![memv.clone(), key, list], Self::loc(file, clause));
+            e = Rc::new(Expr::If(test, body, e));
+        }
+        Ok(e)
+    }
+
+    /// `cond` clauses, front to back (a `=>` clause puts its test's value in a scope that
+    /// the clauses after it are inside); `otherwise` when none holds.
+    fn cond_clauses(
+        &mut self,
+        clauses: &[Datum],
+        file: &Rc<str>,
+        otherwise: Option<Rc<Expr>>,
+    ) -> Result<Rc<Expr>, Fail> {
+        let Some((clause, rest)) = clauses.split_first() else {
+            return Ok(otherwise.unwrap_or_else(|| Rc::new(Expr::Const(Value::Unspecified))));
+        };
+        let parts = clause.items();
+        let Some(first) = parts.first() else {
+            return Err(self.bad("a `cond` clause is `(test body ...)`", clause, file));
+        };
+        if self.sym_of(first) == Some(self.s.r#else) {
+            return self.body(&parts[1..], file, clause);
+        }
+        let test = self.compile(first, file)?;
+        let loc = Self::loc(file, clause);
+        if parts.len() == 3 && self.sym_of(&parts[1]) == Some(self.s.arrow) {
+            let tmp = self.s.tmp;
+            return self.let_of(vec![tmp], vec![test], loc.clone(), |c| {
+                let f = c.compile(&parts[2], file)?;
+                let get = Rc::new(Expr::Local(0, 0));
+                let call = Self::make_call(vec![f, get.clone()], loc);
+                let more = c.cond_clauses(rest, file, otherwise)?;
+                Ok(Rc::new(Expr::If(get, call, more)))
+            });
+        }
+        let more =
+            stacker::maybe_grow(64 << 10, 1 << 20, || self.cond_clauses(rest, file, otherwise))?;
+        if parts.len() == 1 {
+            return Ok(Rc::new(Expr::Or(vec![test, more].into())));
+        }
+        Ok(Rc::new(Expr::If(test, self.body(&parts[1..], file, clause)?, more)))
+    }
+
+    /// `(do ((var init step) ...) (test result ...) body ...)`: a named-let loop.
+    fn r#do(
+        &mut self,
+        args: &[Datum],
+        file: &Rc<str>,
+        d: &Datum,
+        loc: Loc,
+    ) -> Result<Rc<Expr>, Fail> {
+        let [specs, end, body @ ..] = args else {
+            return Err(self.bad(
+                "`do` is `(do ((var init step) ...) (test result ...) body ...)`",
+                d,
+                file,
+            ));
+        };
+        let DatumKind::List(specs, None) = specs.kind() else {
+            return Err(self.bad("`do` needs a list of `(var init step)`", specs, file));
+        };
+        let mut vars = Vec::new();
+        let mut inits = Vec::new();
+        let mut steps = Vec::new();
+        for spec in specs {
+            let (name, init, step) = match spec.items() {
+                [n, i] => (n, i, None),
+                [n, i, st] => (n, i, Some(st)),
+                _ => return Err(self.bad("a `do` variable is `(var init [step])`", spec, file)),
+            };
+            let v = self
+                .sym_of(name)
+                .ok_or_else(|| self.bad("a `do` variable must be a symbol", name, file))?;
+            vars.push(v);
+            inits.push(self.compile(init, file)?);
+            steps.push(step);
+        }
+        let [test, results @ ..] = end.items() else {
+            return Err(self.bad("`do` needs `(test result ...)`", end, file));
+        };
+        let lp = self.s.do_loop;
+        let vars2 = vars.clone();
+        self.local_loop(lp, vars, inits, loc.clone(), |c| {
+            let test = c.compile(test, file)?;
+            let done = if results.is_empty() {
+                Rc::new(Expr::Const(Value::Unspecified))
+            } else {
+                c.body(results, file, end)?
+            };
+            let mut again: Vec<Rc<Expr>> = vec![Rc::new(c.resolve(lp, loc.clone()))];
+            for (v, st) in vars2.iter().zip(&steps) {
+                again.push(match st {
+                    Some(st) => c.compile(st, file)?,
+                    None => Rc::new(c.resolve(*v, loc.clone())),
+                });
+            }
+            let again = Self::make_call(again, loc.clone());
+            let mut seq = Vec::new();
+            for b in body {
+                seq.push(c.compile(b, file)?);
+            }
+            seq.push(again);
+            Ok(Rc::new(Expr::If(test, done, Rc::new(Expr::Seq(seq.into())))))
+        })
     }
 
     /// The builtin `name` as a constant, so code the compiler writes keeps working when a
     /// program rebinds the name.
     fn global_const(&mut self, name: &str) -> Rc<Expr> {
-        let s = self.syms.intern(name);
-        Rc::new(Expr::Const(self.globals.get(&s).copied().unwrap_or(Value::Unspecified)))
+        Rc::new(Expr::Const(self.global(name).unwrap_or(Value::Unspecified)))
     }
 
     /// `quasiquote` at nesting `depth`: data stay constant, `unquote` is evaluated, and
     /// `unquote-splicing` is appended.
-    fn quasi(&mut self, d: &Datum, depth: u32, file: &Rc<str>) -> Result<Rc<Expr>, LispError> {
+    fn quasi(&mut self, d: &Datum, depth: u32, file: &Rc<str>) -> Result<Rc<Expr>, Fail> {
         if self.compile_depth >= MAX_COMPILE_DEPTH {
             return Err(err(
                 format!("expression nested deeper than {MAX_COMPILE_DEPTH} levels"),
@@ -1006,12 +1555,7 @@ impl Interp {
         r
     }
 
-    fn quasi_inner(
-        &mut self,
-        d: &Datum,
-        depth: u32,
-        file: &Rc<str>,
-    ) -> Result<Rc<Expr>, LispError> {
+    fn quasi_inner(&mut self, d: &Datum, depth: u32, file: &Rc<str>) -> Result<Rc<Expr>, Fail> {
         let loc = Self::loc(file, d);
         let DatumKind::List(items, tail) = d.kind() else {
             return Ok(Rc::new(Expr::Const(self.datum_value(d)?)));
@@ -1041,15 +1585,13 @@ impl Interp {
                     && matches!(item.kind(), DatumKind::List(_, None))
                 {
                     let spliced = self.compile(x, file)?;
-                    acc = Rc::new(Expr::Call(
-                        vec![append.clone(), spliced, acc].into(),
-                        Self::loc(file, item),
-                    ));
+                    acc =
+                        Self::make_call(vec![append.clone(), spliced, acc], Self::loc(file, item));
                     continue;
                 }
             }
             let v = self.quasi(item, depth, file)?;
-            acc = Rc::new(Expr::Call(vec![cons.clone(), v, acc].into(), loc.clone()));
+            acc = Self::make_call(vec![cons.clone(), v, acc], loc.clone());
         }
         Ok(acc)
     }
@@ -1062,17 +1604,17 @@ impl Interp {
         depth: u32,
         file: &Rc<str>,
         loc: &Loc,
-    ) -> Result<Rc<Expr>, LispError> {
+    ) -> Result<Rc<Expr>, Fail> {
         let list = self.global_const("list");
         let inner = self.quasi(x, depth, file)?;
         let head = Rc::new(Expr::Const(Value::Sym(name)));
-        Ok(Rc::new(Expr::Call(vec![list, head, inner].into(), loc.clone())))
+        Ok(Self::make_call(vec![list, head, inner], loc.clone()))
     }
 
-    fn call(&mut self, items: &[Datum], file: &Rc<str>, loc: Loc) -> Result<Rc<Expr>, LispError> {
+    fn call(&mut self, items: &[Datum], file: &Rc<str>, loc: Loc) -> Result<Rc<Expr>, Fail> {
         let exprs: Vec<Rc<Expr>> =
             items.iter().map(|a| self.compile(a, file)).collect::<Result<_, _>>()?;
-        Ok(Rc::new(Expr::Call(exprs.into(), loc)))
+        Ok(Self::make_call(exprs, loc))
     }
 
     // --- the machine -----------------------------------------------------------------------
@@ -1082,7 +1624,7 @@ impl Interp {
         kind: FrameKind,
         next: Option<Ref>,
         at: Option<&Loc>,
-    ) -> Result<Option<Ref>, LispError> {
+    ) -> Result<Option<Ref>, Fail> {
         let depth = match next {
             Some(n) => match self.heap.get(n) {
                 Ok(Obj::Frame(f)) => f.depth + 1,
@@ -1091,7 +1633,7 @@ impl Interp {
             None => 1,
         };
         if depth > self.limits.frames {
-            return Err(err(
+            return Err(limit_err(
                 format!("frame limit reached ({} frames of pending calls and forms): unbounded recursion?", self.limits.frames),
                 at,
             ));
@@ -1099,67 +1641,43 @@ impl Interp {
         Ok(Some(self.alloc(Obj::Frame(Frame { kind, next, depth }))?))
     }
 
-    fn lookup(&self, s: Sym, mut env: Option<Ref>) -> Option<Value> {
-        while let Some(e) = env {
-            let Ok(Obj::Env(en)) = self.heap.get(e) else { break };
-            if let Some((_, v)) = en.vars.iter().rev().find(|(n, _)| *n == s) {
-                return Some(*v);
-            }
-            env = en.parent;
+    fn env_at(&self, mut env: Option<Ref>, depth: u32) -> Option<&Env> {
+        for _ in 0..depth {
+            env = match self.heap.get(env?) {
+                Ok(Obj::Env(e)) => e.parent,
+                _ => None,
+            };
         }
-        self.globals.get(&s).copied()
-    }
-
-    fn assign(&mut self, s: Sym, mut env: Option<Ref>, v: Value) -> bool {
-        while let Some(e) = env {
-            let found = self
-                .heap
-                .update(e, |o| match o {
-                    Obj::Env(en) => match en.vars.iter_mut().rev().find(|(n, _)| *n == s) {
-                        Some(slot) => {
-                            slot.1 = v;
-                            Ok(true)
-                        }
-                        None => Err(en.parent),
-                    },
-                    _ => Err(None),
-                })
-                .unwrap_or(Err(None));
-            match found {
-                Ok(_) => return true,
-                Err(parent) => env = parent,
-            }
-        }
-        match self.globals.get_mut(&s) {
-            Some(slot) => {
-                *slot = v;
-                true
-            }
-            None => false,
+        match self.heap.get(env?) {
+            Ok(Obj::Env(e)) => Some(e),
+            _ => None,
         }
     }
 
-    fn define(&mut self, s: Sym, env: Option<Ref>, v: Value) {
-        match env {
-            None => {
-                self.globals.insert(s, v);
-            }
-            Some(e) => {
-                let _ = self.heap.update(e, |o| {
-                    if let Obj::Env(en) = o {
-                        match en.vars.iter_mut().find(|(n, _)| *n == s) {
-                            Some(slot) => slot.1 = v,
-                            None => en.vars.push((s, v)),
-                        }
-                    }
-                });
-            }
+    #[inline]
+    fn local(&self, env: Option<Ref>, depth: u32, i: u32) -> Value {
+        self.env_at(env, depth).map_or(Value::Undefined, |e| e.vals[i as usize])
+    }
+
+    fn set_local(&mut self, mut env: Option<Ref>, depth: u32, i: u32, v: Value) {
+        for _ in 0..depth {
+            env = match env.map(|e| self.heap.get(e)) {
+                Some(Ok(Obj::Env(e))) => e.parent,
+                _ => None,
+            };
+        }
+        if let Some(e) = env {
+            let _ = self.heap.update(e, |o| {
+                if let Obj::Env(en) = o {
+                    en.vals[i as usize] = v;
+                }
+            });
         }
     }
 
-    fn frame(&self, k: Ref) -> Frame {
+    fn frame(&self, k: Ref) -> &Frame {
         match self.heap.get(k) {
-            Ok(Obj::Frame(f)) => f.clone(),
+            Ok(Obj::Frame(f)) => f,
             _ => unreachable!("a continuation holds frames only"),
         }
     }
@@ -1182,7 +1700,7 @@ impl Interp {
     }
 
     fn roots(&self, state: &State) -> Vec<Value> {
-        let mut roots: Vec<Value> = self.globals.values().copied().collect();
+        let mut roots: Vec<Value> = self.globals.clone();
         roots.extend(self.constants.iter().copied());
         match state {
             State::Eval(_, env, k) => {
@@ -1198,13 +1716,13 @@ impl Interp {
     }
 
     /// Runs compiled code to its value.
-    fn run(&mut self, e: Rc<Expr>) -> Result<Value, LispError> {
+    fn run(&mut self, e: Rc<Expr>) -> Result<Value, Fail> {
         let mut state = State::Eval(e, None, None);
         loop {
             self.steps += 1;
             if let Some(fuel) = self.limits.fuel {
                 if self.steps > fuel {
-                    return Err(err(format!("out of fuel after {fuel} steps"), None));
+                    return Err(limit_err(format!("out of fuel after {fuel} steps"), None));
                 }
             }
             if self.heap.should_collect() {
@@ -1214,163 +1732,359 @@ impl Interp {
             let k_now = match &state {
                 State::Eval(_, _, k) | State::Return(_, k) => *k,
             };
-            state = match state {
-                State::Eval(e, env, k) => self.eval(e, env, k),
+            let next = match state {
+                State::Eval(e, env, k) => self.eval(&e, env, k),
                 State::Return(v, None) => return Ok(v),
                 State::Return(v, Some(k)) => self.resume(v, k),
-            }
-            .map_err(|mut e| {
-                if e.backtrace.is_empty() {
-                    e.backtrace = self.backtrace(k_now);
-                    // The innermost call is the error's own location already.
-                    if let Some((first, n)) = e.backtrace.first_mut() {
-                        if Some(&*first) == e.at.as_ref() {
-                            *n -= 1;
-                            if *n == 0 {
-                                e.backtrace.remove(0);
-                            }
-                        }
-                    }
+            };
+            state = match next {
+                Ok(s) => s,
+                Err(e) if e.kind == ErrorKind::Error && self.guarded(k_now) => {
+                    // A guard is waiting: the error becomes a condition object raised to it.
+                    let msg = self.alloc(Obj::Str(e.message.clone()))?;
+                    let c = self.alloc(Obj::Condition(Value::Ref(msg), Value::Nil))?;
+                    let loc =
+                        e.at.clone()
+                            .unwrap_or_else(|| Loc { file: "".into(), span: Span::default() });
+                    self.raise(Value::Ref(c), k_now, &loc)
+                        .map_err(|e| self.with_backtrace(e, k_now))?
                 }
-                e
-            })?;
+                Err(e) => return Err(self.with_backtrace(e, k_now)),
+            };
         }
     }
 
-    fn eval(&mut self, e: Rc<Expr>, env: Option<Ref>, k: Option<Ref>) -> Result<State, LispError> {
-        Ok(match &*e {
-            Expr::Const(v) => State::Return(*v, k),
-            Expr::Var(s, loc) => match self.lookup(*s, env) {
-                Some(v) => State::Return(v, k),
+    #[cold]
+    fn with_backtrace(&self, mut e: Fail, k: Option<Ref>) -> Fail {
+        if e.backtrace.is_empty() && !matches!(e.kind, ErrorKind::Exit(_)) {
+            e.backtrace = self.backtrace(k);
+            // The innermost call is the error's own location already.
+            if let Some((first, n)) = e.backtrace.first_mut() {
+                if Some(&*first) == e.at.as_ref() {
+                    *n -= 1;
+                    if *n == 0 {
+                        e.backtrace.remove(0);
+                    }
+                }
+            }
+        }
+        e
+    }
+
+    /// Whether a `guard` frame is on the continuation `k`.
+    fn guarded(&self, mut k: Option<Ref>) -> bool {
+        while let Some(r) = k {
+            let f = self.frame(r);
+            if matches!(f.kind, FrameKind::Guard(_)) {
+                return true;
+            }
+            k = f.next;
+        }
+        false
+    }
+
+    /// The value of a simple expression (see [`simple`]).
+    #[inline(always)]
+    fn atom(&mut self, e: &Expr, env: Option<Ref>) -> Result<Value, Fail> {
+        match e {
+            Expr::Const(v) => Ok(*v),
+            Expr::Local(d, i) => Ok(self.local(env, *d, *i)),
+            Expr::Global(g, loc) => match self.globals[*g as usize] {
+                Value::Undefined => Err(self.unbound(*g, loc)),
+                v => Ok(v),
+            },
+            _ => self.atom_slow(e, env),
+        }
+    }
+
+    #[inline(never)]
+    fn atom_slow(&mut self, e: &Expr, env: Option<Ref>) -> Result<Value, Fail> {
+        match e {
+            Expr::LocalDef(d, i, s, loc) => match self.local(env, *d, *i) {
+                Value::Undefined => Err(err(
+                    format!("`{}` is used before its definition", self.syms.name(*s)),
+                    Some(loc),
+                )),
+                v => Ok(v),
+            },
+            Expr::Lambda(l) => {
+                Ok(Value::Ref(self.alloc(Obj::Closure(Closure { lambda: l.clone(), env }))?))
+            }
+            _ => self.atom(e, env),
+        }
+    }
+
+    /// Evaluates `e` in place if it is simple or a call of a builtin on simple operands;
+    /// `None` (having done nothing) otherwise.
+    #[inline]
+    fn inline(&mut self, e: &Expr, env: Option<Ref>) -> Result<Option<Value>, Fail> {
+        match e {
+            Expr::Call(es, loc, true) => self.inline_call(es, loc, env),
+            e if simple(e) => self.atom(e, env).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn inline_call(
+        &mut self,
+        es: &[Rc<Expr>],
+        loc: &Loc,
+        env: Option<Ref>,
+    ) -> Result<Option<Value>, Fail> {
+        let Value::Ref(r) = self.atom(&es[0], env)? else { return Ok(None) };
+        let Ok(Obj::Prim(Prim { f: PrimFn::Plain(pf), arity, name })) = self.heap.get(r) else {
+            return Ok(None);
+        };
+        let (pf, arity, name) = (*pf, *arity, *name);
+        let n = es.len() - 1;
+        let mut buf = [Value::Nil; 4];
+        let mut big = Vec::new();
+        let args: &mut [Value] = if n <= 4 {
+            &mut buf[..n]
+        } else {
+            big.resize(n, Value::Nil);
+            &mut big
+        };
+        for (slot, a) in args.iter_mut().zip(&es[1..]) {
+            *slot = self.atom(a, env)?;
+        }
+        Self::check_arity(name, arity, n, loc)?;
+        pf(self, args).map(Some).map_err(|m| prim_error(name, m, loc))
+    }
+
+    #[cold]
+    fn unbound(&self, g: u32, loc: &Loc) -> Fail {
+        err(
+            format!("unbound variable `{}`", self.syms.name(self.global_names[g as usize])),
+            Some(loc),
+        )
+    }
+
+    #[inline(always)]
+    fn check_arity(
+        name: &str,
+        arity: (usize, Option<usize>),
+        n: usize,
+        loc: &Loc,
+    ) -> Result<(), Fail> {
+        let (min, max) = arity;
+        if n < min || max.is_some_and(|m| n > m) {
+            return Err(Self::arity_error(name, arity, n, loc));
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn arity_error(name: &str, arity: (usize, Option<usize>), n: usize, loc: &Loc) -> Fail {
+        err(format!("`{name}` takes {}, got {n}", arity_text(arity)), Some(loc))
+    }
+
+    /// Evaluates the operands of a call from `done.len()` on, in place where they allow it,
+    /// then applies the procedure.
+    fn args(
+        &mut self,
+        exprs: &Rc<[Rc<Expr>]>,
+        mut done: Vec<Value>,
+        env: Option<Ref>,
+        k: Option<Ref>,
+        loc: &Loc,
+    ) -> Result<State, Fail> {
+        while done.len() < exprs.len() {
+            let e = &exprs[done.len()];
+            match self.inline(e, env)? {
+                Some(v) => done.push(v),
                 None => {
-                    return Err(err(
-                        format!("unbound variable `{}`", self.syms.name(*s)),
+                    let e = e.clone();
+                    let k = self.push(
+                        FrameKind::Args { exprs: exprs.clone(), done, env, loc: loc.clone() },
+                        k,
                         Some(loc),
-                    ))
+                    )?;
+                    return Ok(State::Eval(e, env, k));
+                }
+            }
+        }
+        let r = self.apply(done[0], &done[1..], k, loc);
+        // Keep the vector for the next call's operands.
+        self.argbuf = done;
+        r
+    }
+
+    fn eval(&mut self, e: &Rc<Expr>, env: Option<Ref>, k: Option<Ref>) -> Result<State, Fail> {
+        Ok(match &**e {
+            Expr::Const(_)
+            | Expr::Local(..)
+            | Expr::LocalDef(..)
+            | Expr::Global(..)
+            | Expr::Lambda(_) => State::Return(self.atom(e, env)?, k),
+            Expr::If(c, t, f) => match self.inline(c, env)? {
+                Some(v) => State::Eval(if truthy(v) { t.clone() } else { f.clone() }, env, k),
+                None => {
+                    let k = self.push(FrameKind::If(t.clone(), f.clone(), env), k, None)?;
+                    State::Eval(c.clone(), env, k)
                 }
             },
-            Expr::If(c, t, f) => {
-                let k = self.push(FrameKind::If(t.clone(), f.clone(), env), k, None)?;
-                State::Eval(c.clone(), env, k)
-            }
-            Expr::Define(s, v) => {
-                let k = self.push(FrameKind::Define(*s, env), k, None)?;
+            Expr::DefGlobal(g, v) => match self.inline(v, env)? {
+                Some(v) => {
+                    self.globals[*g as usize] = v;
+                    State::Return(Value::Unspecified, k)
+                }
+                None => {
+                    let k = self.push(FrameKind::DefGlobal(*g), k, None)?;
+                    State::Eval(v.clone(), env, k)
+                }
+            },
+            Expr::SetLocal(d, i, v) => match self.inline(v, env)? {
+                Some(v) => {
+                    self.set_local(env, *d, *i, v);
+                    State::Return(Value::Unspecified, k)
+                }
+                None => {
+                    let k = self.push(FrameKind::SetLocal(*d, *i, env), k, None)?;
+                    State::Eval(v.clone(), env, k)
+                }
+            },
+            Expr::SetGlobal(g, v, loc) => {
+                if self.globals[*g as usize] == Value::Undefined {
+                    return Err(err(
+                        format!(
+                            "`set!` of an unbound variable `{}`",
+                            self.syms.name(self.global_names[*g as usize])
+                        ),
+                        Some(loc),
+                    ));
+                }
+                let k = self.push(FrameKind::SetGlobal(*g), k, Some(loc))?;
                 State::Eval(v.clone(), env, k)
             }
-            Expr::Set(s, v, loc) => {
-                let k = self.push(FrameKind::Set(*s, env, loc.clone()), k, Some(loc))?;
-                State::Eval(v.clone(), env, k)
-            }
-            Expr::Lambda(l) => {
-                let r = self.alloc(Obj::Closure(Closure { lambda: l.clone(), env }))?;
-                State::Return(Value::Ref(r), k)
-            }
-            Expr::Seq(es) => {
-                let k = if es.len() > 1 {
-                    self.push(FrameKind::Seq(es.clone(), 1, env), k, None)?
-                } else {
-                    k
-                };
-                State::Eval(es[0].clone(), env, k)
-            }
-            Expr::And(es) | Expr::Or(es) => {
-                let kind = if matches!(&*e, Expr::And(_)) {
-                    FrameKind::And(es.clone(), 1, env)
-                } else {
-                    FrameKind::Or(es.clone(), 1, env)
-                };
-                let k = if es.len() > 1 { self.push(kind, k, None)? } else { k };
-                State::Eval(es[0].clone(), env, k)
-            }
-            Expr::Call(es, loc) => {
-                let k = self.push(
-                    FrameKind::Args { exprs: es.clone(), done: Vec::new(), env, loc: loc.clone() },
-                    k,
-                    Some(loc),
-                )?;
-                State::Eval(es[0].clone(), env, k)
+            Expr::Seq(es) => self.seq(es, 0, env, k)?,
+            Expr::And(es) => self.and_or(es, 0, true, env, k)?,
+            Expr::Or(es) => self.and_or(es, 0, false, env, k)?,
+            Expr::Call(es, loc, _) => {
+                let mut done = std::mem::take(&mut self.argbuf);
+                done.clear();
+                self.args(es, done, env, k, loc)?
             }
             Expr::Prompt(tag, body) => {
                 let k = self.push(FrameKind::PromptTag(body.clone(), env), k, None)?;
                 State::Eval(tag.clone(), env, k)
             }
-            Expr::Control(tag, ks, body, shift, loc) => {
-                let k = self.push(
-                    FrameKind::ControlTag {
-                        k: *ks,
-                        body: body.clone(),
-                        env,
-                        shift: *shift,
-                        loc: loc.clone(),
-                    },
-                    k,
-                    Some(loc),
-                )?;
+            Expr::Control(tag, body, size, shift, loc) => {
+                let kind = FrameKind::ControlTag {
+                    body: body.clone(),
+                    size: *size,
+                    env,
+                    shift: *shift,
+                    loc: loc.clone(),
+                };
+                let k = self.push(kind, k, Some(loc))?;
                 State::Eval(tag.clone(), env, k)
+            }
+            Expr::Guard(body, handler) => {
+                let h = self.alloc(Obj::Closure(Closure { lambda: handler.clone(), env }))?;
+                let k = self.push(FrameKind::Guard(Value::Ref(h)), k, None)?;
+                State::Eval(body.clone(), env, k)
             }
         })
     }
 
-    fn resume(&mut self, v: Value, k: Ref) -> Result<State, LispError> {
-        let Frame { kind, next, .. } = self.frame(k);
-        let is_and = matches!(&kind, FrameKind::And(..));
+    /// A sequence from item `i`: items before the last that evaluate in place need no frame.
+    fn seq(
+        &mut self,
+        es: &Rc<[Rc<Expr>]>,
+        mut i: usize,
+        env: Option<Ref>,
+        k: Option<Ref>,
+    ) -> Result<State, Fail> {
+        while i + 1 < es.len() {
+            if self.inline(&es[i], env)?.is_none() {
+                let k = self.push(FrameKind::Seq(es.clone(), i + 1, env), k, None)?;
+                return Ok(State::Eval(es[i].clone(), env, k));
+            }
+            i += 1;
+        }
+        Ok(State::Eval(es[i].clone(), env, k))
+    }
+
+    fn and_or(
+        &mut self,
+        es: &Rc<[Rc<Expr>]>,
+        mut i: usize,
+        is_and: bool,
+        env: Option<Ref>,
+        k: Option<Ref>,
+    ) -> Result<State, Fail> {
+        while i + 1 < es.len() {
+            match self.inline(&es[i], env)? {
+                Some(v) if truthy(v) != is_and => return Ok(State::Return(v, k)),
+                Some(_) => i += 1,
+                None => {
+                    let kind = if is_and {
+                        FrameKind::And(es.clone(), i + 1, env)
+                    } else {
+                        FrameKind::Or(es.clone(), i + 1, env)
+                    };
+                    let k = self.push(kind, k, None)?;
+                    return Ok(State::Eval(es[i].clone(), env, k));
+                }
+            }
+        }
+        Ok(State::Eval(es[i].clone(), env, k))
+    }
+
+    fn resume(&mut self, v: Value, k: Ref) -> Result<State, Fail> {
+        let f = self.frame(k);
+        let next = f.next;
+        if let FrameKind::Args { exprs, done, env, loc } = &f.kind {
+            let (exprs, env, loc) = (exprs.clone(), *env, loc.clone());
+            let mut d = Vec::with_capacity(exprs.len());
+            d.extend_from_slice(done);
+            d.push(v);
+            return self.args(&exprs, d, env, next, &loc);
+        }
+        let kind = f.kind.clone();
         Ok(match kind {
+            FrameKind::Args { .. } => unreachable!("handled above"),
             FrameKind::If(t, f, env) => State::Eval(if truthy(v) { t } else { f }, env, next),
-            FrameKind::Seq(es, i, env) => {
-                let next = if i + 1 < es.len() {
-                    self.push(FrameKind::Seq(es.clone(), i + 1, env), next, None)?
+            FrameKind::Seq(es, i, env) => self.seq(&es, i, env, next)?,
+            FrameKind::And(es, i, env) => {
+                if truthy(v) {
+                    self.and_or(&es, i, true, env, next)?
                 } else {
-                    next
-                };
-                State::Eval(es[i].clone(), env, next)
-            }
-            FrameKind::And(es, i, env) | FrameKind::Or(es, i, env) => {
-                if truthy(v) != is_and {
-                    return Ok(State::Return(v, next));
+                    State::Return(v, next)
                 }
-                let kind = if is_and {
-                    FrameKind::And(es.clone(), i + 1, env)
-                } else {
-                    FrameKind::Or(es.clone(), i + 1, env)
-                };
-                let next = if i + 1 < es.len() { self.push(kind, next, None)? } else { next };
-                State::Eval(es[i].clone(), env, next)
             }
-            FrameKind::Define(s, env) => {
-                self.define(s, env, v);
+            FrameKind::Or(es, i, env) => {
+                if truthy(v) {
+                    State::Return(v, next)
+                } else {
+                    self.and_or(&es, i, false, env, next)?
+                }
+            }
+            FrameKind::DefGlobal(g) => {
+                self.globals[g as usize] = v;
                 State::Return(Value::Unspecified, next)
             }
-            FrameKind::Set(s, env, loc) => {
-                if !self.assign(s, env, v) {
-                    return Err(err(
-                        format!("`set!` of an unbound variable `{}`", self.syms.name(s)),
-                        Some(&loc),
-                    ));
-                }
+            FrameKind::SetLocal(d, i, env) => {
+                self.set_local(env, d, i, v);
                 State::Return(Value::Unspecified, next)
             }
-            FrameKind::Args { exprs, mut done, env, loc } => {
-                done.push(v);
-                if done.len() == exprs.len() {
-                    let f = done.remove(0);
-                    return self.apply(f, done, next, &loc);
-                }
-                let i = done.len();
-                let next = self.push(
-                    FrameKind::Args { exprs: exprs.clone(), done, env, loc: loc.clone() },
-                    next,
-                    Some(&loc),
-                )?;
-                State::Eval(exprs[i].clone(), env, next)
+            FrameKind::SetGlobal(g) => {
+                self.globals[g as usize] = v;
+                State::Return(Value::Unspecified, next)
             }
             FrameKind::PromptTag(body, env) => {
                 let k = self.push(FrameKind::Prompt(v), next, None)?;
                 State::Eval(body, env, k)
             }
-            FrameKind::Prompt(_) => State::Return(v, next),
-            FrameKind::ControlTag { k: name, body, env, shift, loc } => {
+            FrameKind::Prompt(_) | FrameKind::Guard(_) | FrameKind::ReturnValue(_) => {
+                let v = if let FrameKind::ReturnValue(r) = kind { r } else { v };
+                State::Return(v, next)
+            }
+            FrameKind::ControlTag { body, size, env, shift, loc } => {
                 // Walk to the nearest prompt with this tag, keeping the frames on the way.
                 let mut frames = Vec::new();
+                let mut afters = Vec::new();
                 let mut at = next;
                 let prompt = loop {
                     let Some(r) = at else {
@@ -1384,100 +2098,241 @@ impl Interp {
                         return Err(err(what, Some(&loc)));
                     };
                     let f = self.frame(r);
-                    if let FrameKind::Prompt(t) = f.kind {
-                        if eqv(&self.heap, t, v) {
-                            break r;
-                        }
+                    match &f.kind {
+                        FrameKind::Prompt(t) if eqv(&self.heap, *t, v) => break r,
+                        FrameKind::Wind { after, .. } => afters.push(*after),
+                        _ => {}
                     }
                     frames.push(r);
                     at = f.next;
                 };
-                let cont = self.alloc(Obj::Cont(Cont { frames, reinstall: shift.then_some(v) }))?;
-                let env =
-                    Some(self.alloc(Obj::Env(Env {
-                        vars: vec![(name, Value::Ref(cont))],
-                        parent: env,
-                    }))?);
-                State::Eval(body, env, Some(prompt))
+                let cont = self
+                    .alloc(Obj::Cont(Cont::Composable { frames, reinstall: shift.then_some(v) }))?;
+                let mut vals = vec![Value::Ref(cont)];
+                vals.resize(size.max(1), Value::Undefined);
+                let env = Some(self.alloc(Obj::Env(Env { vals, parent: env }))?);
+                self.unwind(afters, Then::Eval(body, env, Some(prompt)), &loc)?
+            }
+            FrameKind::WindEnter { thunk, before, after, loc } => {
+                let k = self.push(
+                    FrameKind::Wind { before, after, loc: loc.clone() },
+                    next,
+                    Some(&loc),
+                )?;
+                self.apply(thunk, &[], k, &loc)?
+            }
+            FrameKind::Wind { after, loc, .. } => {
+                let k = self.push(FrameKind::ReturnValue(v), next, Some(&loc))?;
+                self.apply(after, &[], k, &loc)?
+            }
+            FrameKind::Winding { thunks, i, then, loc } => {
+                if i < thunks.len() {
+                    self.run_thunk(thunks, i, then, &loc)?
+                } else {
+                    self.then((*then).clone(), &loc)?
+                }
             }
         })
+    }
+
+    /// Runs `thunks` in order, then does `then`.
+    fn unwind(&mut self, thunks: Vec<Value>, then: Then, loc: &Loc) -> Result<State, Fail> {
+        if thunks.is_empty() {
+            return self.then(then, loc);
+        }
+        self.run_thunk(thunks.into(), 0, Rc::new(then), loc)
+    }
+
+    fn run_thunk(
+        &mut self,
+        thunks: Rc<[Value]>,
+        i: usize,
+        then: Rc<Then>,
+        loc: &Loc,
+    ) -> Result<State, Fail> {
+        let t = thunks[i];
+        let next = then.k();
+        let k = self.push(
+            FrameKind::Winding { thunks, i: i + 1, then, loc: loc.clone() },
+            next,
+            Some(loc),
+        )?;
+        self.apply(t, &[], k, loc)
+    }
+
+    fn then(&mut self, then: Then, loc: &Loc) -> Result<State, Fail> {
+        Ok(match then {
+            Then::Return(v, k) => State::Return(v, k),
+            Then::Eval(e, env, k) => State::Eval(e, env, k),
+            Then::Apply(f, args, k) => return self.apply(f, &args, k, loc),
+        })
+    }
+
+    /// Raises `obj` to the nearest `guard` on `k`, running the `after` thunks on the way.
+    fn raise(&mut self, obj: Value, k: Option<Ref>, loc: &Loc) -> Result<State, Fail> {
+        let mut afters = Vec::new();
+        let mut at = k;
+        while let Some(r) = at {
+            let f = self.frame(r);
+            match &f.kind {
+                FrameKind::Guard(h) => {
+                    let then = Then::Apply(*h, vec![obj], f.next);
+                    return self.unwind(afters, then, loc);
+                }
+                FrameKind::Wind { after, .. } => afters.push(*after),
+                _ => {}
+            }
+            at = f.next;
+        }
+        Err(err(self.uncaught(obj), Some(loc)))
+    }
+
+    /// The message of an error nobody caught.
+    fn uncaught(&self, obj: Value) -> String {
+        if let Value::Ref(r) = obj {
+            if let Ok(Obj::Condition(msg, irritants)) = self.heap.get(r) {
+                let mut m = self.display_string(*msg);
+                let mut l = *irritants;
+                while let Some((a, d)) = self.heap.pair(l) {
+                    m.push(' ');
+                    m.push_str(&self.write_string(a));
+                    l = d;
+                }
+                return m;
+            }
+        }
+        format!("uncaught exception: {}", self.write_string(obj))
+    }
+
+    /// The nearest `reset` prompt on `k`, or `None` for the top.
+    fn delimiter(&self, mut k: Option<Ref>) -> Option<Ref> {
+        let tag = Value::Sym(self.s.reset_tag);
+        while let Some(r) = k {
+            let f = self.frame(r);
+            if matches!(f.kind, FrameKind::Prompt(t) if t == tag) {
+                return Some(r);
+            }
+            k = f.next;
+        }
+        None
+    }
+
+    /// Calls the escaping continuation `(target, delim)` with `v` from continuation `k`.
+    fn escape(
+        &mut self,
+        v: Value,
+        target: Option<Ref>,
+        delim: Option<Ref>,
+        k: Option<Ref>,
+        loc: &Loc,
+    ) -> Result<State, Fail> {
+        let here = self.delimiter(k);
+        // The frames to leave: from `k` to the delimiter.
+        let mut current = Vec::new();
+        let mut at = k;
+        while at != here {
+            let Some(r) = at else { break };
+            current.push(r);
+            at = self.frame(r).next;
+        }
+        let mut target = target;
+        if here != delim {
+            // Called under another `reset`: the captured frames go onto this delimiter.
+            let mut frames = Vec::new();
+            let mut at = target;
+            while at != delim {
+                let Some(r) = at else { break };
+                frames.push(r);
+                at = self.frame(r).next;
+            }
+            let mut next = here;
+            for r in frames.iter().rev() {
+                let kind = self.frame(*r).kind.clone();
+                next = self.push(kind, next, Some(loc))?;
+            }
+            target = next;
+        }
+        let current_set: HashSet<Ref> = current.iter().copied().collect();
+        // The frames to enter: from the target to the first frame shared with `k`.
+        let mut entered = Vec::new();
+        let mut at = target;
+        let mut common = here;
+        while let Some(r) = at {
+            if current_set.contains(&r) || Some(r) == here {
+                common = Some(r);
+                break;
+            }
+            entered.push(r);
+            at = self.frame(r).next;
+        }
+        let mut thunks = Vec::new();
+        for r in &current {
+            if Some(*r) == common {
+                break;
+            }
+            if let FrameKind::Wind { after, .. } = self.frame(*r).kind {
+                thunks.push(after);
+            }
+        }
+        for r in entered.iter().rev() {
+            if let FrameKind::Wind { before, .. } = self.frame(*r).kind {
+                thunks.push(before);
+            }
+        }
+        self.unwind(thunks, Then::Return(v, target), loc)
     }
 
     fn apply(
         &mut self,
         f: Value,
-        args: Vec<Value>,
+        args: &[Value],
         k: Option<Ref>,
         loc: &Loc,
-    ) -> Result<State, LispError> {
-        let Value::Ref(r) = f else {
-            return Err(err(format!("not a procedure: {}", self.write_string(f)), Some(loc)));
-        };
-        enum Callee {
-            Prim(Prim),
-            Closure(Closure),
-            Cont(Vec<Ref>, Option<Value>),
-        }
-        let callee = match self.heap.get(r) {
-            Ok(Obj::Prim(p)) => Callee::Prim(*p),
-            Ok(Obj::Closure(c)) => Callee::Closure(c.clone()),
-            Ok(Obj::Cont(c)) => Callee::Cont(c.frames.clone(), c.reinstall),
-            _ => return Err(err(format!("not a procedure: {}", self.write_string(f)), Some(loc))),
-        };
-        match callee {
-            Callee::Prim(p) => {
-                let (min, max) = p.arity;
-                if args.len() < min || max.is_some_and(|m| args.len() > m) {
-                    return Err(err(
-                        format!("`{}` takes {}, got {}", p.name, arity_text(p.arity), args.len()),
-                        Some(loc),
-                    ));
-                }
-                if p.name == "apply" {
-                    let mut spread = args[1..args.len() - 1].to_vec();
-                    let mut l = args[args.len() - 1];
-                    while let Some((a, d)) = self.heap.pair(l) {
-                        spread.push(a);
-                        l = d;
-                    }
-                    if l != Value::Nil {
-                        return Err(err("`apply`'s last argument must be a list", Some(loc)));
-                    }
-                    return self.apply(args[0], spread, k, loc);
-                }
-                let v =
-                    (p.f)(self, &args).map_err(|m| err(format!("{}: {m}", p.name), Some(loc)))?;
-                Ok(State::Return(v, k))
-            }
-            Callee::Closure(c) => {
-                let l = &c.lambda;
-                let n = l.params.len();
-                if args.len() < n || (l.rest.is_none() && args.len() > n) {
-                    let want =
-                        if l.rest.is_some() { format!("at least {n}") } else { format!("{n}") };
+    ) -> Result<State, Fail> {
+        let not_proc = |i: &Self| err(format!("not a procedure: {}", i.write_string(f)), Some(loc));
+        let Value::Ref(r) = f else { return Err(not_proc(self)) };
+        match self.heap.get(r) {
+            Ok(Obj::Closure(c)) => {
+                let (lambda, cenv) = (c.lambda.clone(), c.env);
+                let n = lambda.params;
+                if args.len() < n || (!lambda.rest && args.len() > n) {
+                    let want = if lambda.rest { format!("at least {n}") } else { format!("{n}") };
                     return Err(err(
                         format!(
                             "the procedure defined at {} takes {want} argument{}, got {}",
-                            l.loc,
+                            lambda.loc,
                             if n == 1 { "" } else { "s" },
                             args.len()
                         ),
                         Some(loc),
                     ));
                 }
-                let mut vars: Vec<(Sym, Value)> =
-                    l.params.iter().copied().zip(args.iter().copied()).collect();
-                if let Some(rest) = l.rest {
+                let mut vals = Vec::with_capacity(lambda.size);
+                vals.extend_from_slice(&args[..n]);
+                if lambda.rest {
                     let mut list = Value::Nil;
                     for v in args[n..].iter().rev() {
                         list = Value::Ref(self.alloc(Obj::Pair(*v, list))?);
                     }
-                    vars.push((rest, list));
+                    vals.push(list);
                 }
-                let env = self.alloc(Obj::Env(Env { vars, parent: c.env }))?;
-                Ok(State::Eval(l.body.clone(), Some(env), k))
+                vals.resize(lambda.size, Value::Undefined);
+                let env = self.alloc(Obj::Env(Env { vals, parent: cenv }))?;
+                Ok(State::Eval(lambda.body.clone(), Some(env), k))
             }
-            Callee::Cont(frames, reinstall) => {
+            Ok(Obj::Prim(p)) => {
+                let p = *p;
+                Self::check_arity(p.name, p.arity, args.len(), loc)?;
+                match p.f {
+                    PrimFn::Plain(pf) => {
+                        let v = pf(self, args).map_err(|m| prim_error(p.name, m, loc))?;
+                        Ok(State::Return(v, k))
+                    }
+                    PrimFn::Control(c) => self.control_prim(c, args, k, loc),
+                }
+            }
+            Ok(Obj::Cont(Cont::Composable { frames, reinstall })) => {
+                let (frames, reinstall) = (frames.clone(), *reinstall);
                 let [v] = args[..] else {
                     return Err(err(
                         format!("a continuation takes 1 argument, got {}", args.len()),
@@ -1488,13 +2343,102 @@ impl Interp {
                 if let Some(tag) = reinstall {
                     next = self.push(FrameKind::Prompt(tag), next, Some(loc))?;
                 }
+                let mut befores = Vec::new();
                 for r in frames.iter().rev() {
-                    let kind = self.frame(*r).kind;
+                    let kind = self.frame(*r).kind.clone();
+                    if let FrameKind::Wind { before, .. } = &kind {
+                        befores.push(*before);
+                    }
                     next = self.push(kind, next, Some(loc))?;
                 }
-                Ok(State::Return(v, next))
+                self.unwind(befores, Then::Return(v, next), loc)
+            }
+            Ok(Obj::Cont(Cont::Escape { k: target, delim })) => {
+                let (target, delim) = (*target, *delim);
+                let v = match args {
+                    [v] => *v,
+                    [] => Value::Unspecified,
+                    _ => {
+                        let r = self.alloc(Obj::Values(args.to_vec()))?;
+                        Value::Ref(r)
+                    }
+                };
+                self.escape(v, target, delim, k, loc)
+            }
+            _ => Err(not_proc(self)),
+        }
+    }
+
+    fn control_prim(
+        &mut self,
+        c: Ctl,
+        args: &[Value],
+        k: Option<Ref>,
+        loc: &Loc,
+    ) -> Result<State, Fail> {
+        match c {
+            Ctl::Apply => {
+                let mut spread = args[1..args.len() - 1].to_vec();
+                let mut l = args[args.len() - 1];
+                while let Some((a, d)) = self.heap.pair(l) {
+                    spread.push(a);
+                    l = d;
+                }
+                if l != Value::Nil {
+                    return Err(err("apply: its last argument must be a list", Some(loc)));
+                }
+                self.apply(args[0], &spread, k, loc)
+            }
+            Ctl::CallCc => {
+                let delim = self.delimiter(k);
+                let cont = self.alloc(Obj::Cont(Cont::Escape { k, delim }))?;
+                self.apply(args[0], &[Value::Ref(cont)], k, loc)
+            }
+            Ctl::DynamicWind => {
+                let (before, thunk, after) = (args[0], args[1], args[2]);
+                let k = self.push(
+                    FrameKind::WindEnter { thunk, before, after, loc: loc.clone() },
+                    k,
+                    Some(loc),
+                )?;
+                self.apply(before, &[], k, loc)
+            }
+            Ctl::Raise => self.raise(args[0], k, loc),
+            Ctl::Error => {
+                let msg = match args[0] {
+                    Value::Ref(m) if matches!(self.heap.get(m), Ok(Obj::Str(_))) => Value::Ref(m),
+                    other => Value::Ref(self.alloc(Obj::Str(self.display_string(other)))?),
+                };
+                let mut irritants = Value::Nil;
+                for v in args[1..].iter().rev() {
+                    irritants = Value::Ref(self.alloc(Obj::Pair(*v, irritants))?);
+                }
+                let c = self.alloc(Obj::Condition(msg, irritants))?;
+                self.raise(Value::Ref(c), k, loc)
+            }
+            Ctl::Exit => {
+                let code = match args.first() {
+                    None | Some(Value::Bool(true)) => 0,
+                    Some(Value::Bool(false)) => 1,
+                    Some(Value::Int(n)) => i32::try_from(*n).unwrap_or(255),
+                    Some(_) => 1,
+                };
+                let mut e = err(format!("exit {code}"), Some(loc));
+                e.kind = ErrorKind::Exit(code);
+                Err(e)
             }
         }
+    }
+}
+
+/// A builtin's error: its message after its name, except for the internal `%` builtins the
+/// compiler calls, whose messages name the procedure the program called.
+#[cold]
+fn prim_error(name: &str, message: String, loc: &Loc) -> Fail {
+    if name.starts_with('%') {
+        err(message, Some(loc))
+    } else {
+        err(format!("{name}: {message}"), Some(loc))
     }
 }
 

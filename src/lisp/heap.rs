@@ -61,6 +61,11 @@ impl Symbols {
         self.ids.contains_key(name)
     }
 
+    /// The symbol named `name`, if one was made.
+    pub fn lookup(&self, name: &str) -> Option<Sym> {
+        self.ids.get(name).copied()
+    }
+
     /// The name of `s`.
     pub fn name(&self, s: Sym) -> &str {
         &self.names[s.0 as usize]
@@ -86,6 +91,9 @@ pub enum Value {
     Unspecified,
     /// A heap object.
     Ref(Ref),
+    /// The value of a variable whose definition has not run yet. Programs never see it:
+    /// reading such a variable is an error.
+    Undefined,
 }
 
 /// A heap object.
@@ -109,6 +117,25 @@ pub enum Obj {
     Frame(super::eval::Frame),
     /// A captured continuation (a procedure).
     Cont(super::eval::Cont),
+    /// An error object (from `error`, or a builtin's error caught by `guard`): the message
+    /// (a string) and the irritants (a list).
+    Condition(Value, Value),
+    /// Several values, from `(values a b ...)`.
+    Values(Vec<Value>),
+    /// A record type: its name and field names.
+    RecordType(Sym, Vec<Sym>),
+    /// A record: its type (a `RecordType`) and its fields.
+    Record(Ref, Vec<Value>),
+    /// A hash table keyed by `equal?`.
+    Table(Table),
+}
+
+/// A hash table (opaque): entries bucketed by a structural hash of the key, compared with
+/// `equal?`.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub(crate) buckets: HashMap<u64, Vec<(Value, Value)>>,
+    pub(crate) len: usize,
 }
 
 impl Obj {
@@ -119,8 +146,21 @@ impl Obj {
                 f(*a);
                 f(*d);
             }
-            Obj::Vector(items) => items.iter().copied().for_each(f),
+            Obj::Vector(items) | Obj::Values(items) => items.iter().copied().for_each(f),
             Obj::Box(v) => f(*v),
+            Obj::Condition(m, i) => {
+                f(*m);
+                f(*i);
+            }
+            Obj::RecordType(..) => {}
+            Obj::Record(t, fields) => {
+                f(Value::Ref(*t));
+                fields.iter().copied().for_each(f);
+            }
+            Obj::Table(t) => t.buckets.values().flatten().for_each(|(k, v)| {
+                f(*k);
+                f(*v);
+            }),
             Obj::Str(_) | Obj::Prim(_) => {}
             Obj::Closure(c) => c.trace(&mut f),
             Obj::Env(e) => e.trace(&mut f),
@@ -133,10 +173,19 @@ impl Obj {
     fn bytes(&self) -> usize {
         let own = match self {
             Obj::Str(s) => s.capacity(),
-            Obj::Vector(v) => v.capacity() * std::mem::size_of::<Value>(),
+            Obj::Vector(v) | Obj::Values(v) | Obj::Record(_, v) => {
+                v.capacity() * std::mem::size_of::<Value>()
+            }
+            Obj::RecordType(_, f) => f.capacity() * std::mem::size_of::<Sym>(),
+            Obj::Table(t) => t.len * 2 * std::mem::size_of::<Value>(),
             Obj::Env(e) => e.capacity_bytes(),
             Obj::Cont(k) => k.capacity_bytes(),
-            Obj::Pair(..) | Obj::Box(_) | Obj::Closure(_) | Obj::Prim(_) | Obj::Frame(_) => 0,
+            Obj::Pair(..)
+            | Obj::Box(_)
+            | Obj::Closure(_)
+            | Obj::Prim(_)
+            | Obj::Frame(_)
+            | Obj::Condition(..) => 0,
         };
         std::mem::size_of::<Cell>() + own
     }
@@ -334,6 +383,17 @@ impl Heap {
         }
     }
 
+    /// The text of `v` if it is a string.
+    pub fn get_string(&self, v: Value) -> Option<&str> {
+        match v {
+            Value::Ref(r) => match self.get(r) {
+                Ok(Obj::Str(s)) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Writes `v` as `write` would (strings quoted), without recursing on the host stack.
     pub fn write(&self, v: Value, symbols: &Symbols, out: &mut String) {
         print(self, v, symbols, out, true);
@@ -356,6 +416,29 @@ enum Step {
     /// The rest of a list after its first item: ` item ...` then `)`.
     Rest(Value),
     Text(&'static str),
+    /// A value always written (a condition's message), whatever the mode.
+    Quoted(Value),
+}
+
+/// `s` as a string literal the reader reads back: `\"`, `\\`, `\n`, `\t`, `\r`, and
+/// `\xHH;` for other control characters.
+fn write_string_literal(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:x};", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool) {
@@ -364,6 +447,10 @@ fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool
     while let Some(step) = stack.pop() {
         match step {
             Step::Text(t) => out.push_str(t),
+            Step::Quoted(v) => match heap.get_string(v) {
+                Some(s) => write_string_literal(s, out),
+                None => stack.push(Step::Value(v)),
+            },
             Step::Rest(rest) => match rest {
                 Value::Nil => out.push(')'),
                 r => match heap.pair(r) {
@@ -397,6 +484,7 @@ fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool
                 Value::Char(c) => out.push(c),
                 Value::Sym(s) => out.push_str(symbols.name(s)),
                 Value::Unspecified => {}
+                Value::Undefined => out.push_str("#<undefined>"),
                 Value::Ref(r) => match heap.get(r) {
                     Err(BadRef) => out.push_str("#<collected>"),
                     Ok(Obj::Pair(a, d)) => {
@@ -404,9 +492,7 @@ fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool
                         stack.push(Step::Rest(*d));
                         stack.push(Step::Value(*a));
                     }
-                    Ok(Obj::Str(s)) if write => {
-                        let _ = write!(out, "{s:?}");
-                    }
+                    Ok(Obj::Str(s)) if write => write_string_literal(s, out),
                     Ok(Obj::Str(s)) => out.push_str(s),
                     Ok(Obj::Vector(items)) => {
                         out.push_str("#(");
@@ -429,6 +515,47 @@ fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool
                     Ok(Obj::Cont(_)) => out.push_str("#<continuation>"),
                     Ok(Obj::Env(_)) => out.push_str("#<environment>"),
                     Ok(Obj::Frame(_)) => out.push_str("#<frame>"),
+                    Ok(Obj::Condition(msg, irritants)) => {
+                        out.push_str("#<error ");
+                        stack.push(Step::Text(">"));
+                        if *irritants != Value::Nil {
+                            stack.push(Step::Value(*irritants));
+                            stack.push(Step::Text(" "));
+                        }
+                        stack.push(Step::Quoted(*msg));
+                    }
+                    Ok(Obj::Values(items)) => {
+                        for (i, item) in items.iter().enumerate().rev() {
+                            stack.push(Step::Value(*item));
+                            if i > 0 {
+                                stack.push(Step::Text(" "));
+                            }
+                        }
+                    }
+                    Ok(Obj::RecordType(name, _)) => {
+                        let _ = write!(out, "#<record-type {}>", symbols.name(*name));
+                    }
+                    Ok(Obj::Record(t, fields)) => {
+                        let name = match heap.get(*t) {
+                            Ok(Obj::RecordType(n, _)) => symbols.name(*n),
+                            _ => "record",
+                        };
+                        // `<point>`, as record types are often named, prints as `point`.
+                        let name = name
+                            .strip_prefix('<')
+                            .and_then(|n| n.strip_suffix('>'))
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or(name);
+                        let _ = write!(out, "#<{name}");
+                        stack.push(Step::Text(">"));
+                        for item in fields.iter().rev() {
+                            stack.push(Step::Value(*item));
+                            stack.push(Step::Text(" "));
+                        }
+                    }
+                    Ok(Obj::Table(t)) => {
+                        let _ = write!(out, "#<hash-table {}>", t.len);
+                    }
                 },
             },
         }

@@ -40,6 +40,7 @@ mod datum;
 mod eval;
 pub mod heap;
 mod reader;
+mod syntax;
 
 pub use datum::{Datum, DatumKind, Span};
 pub use eval::{Closure, Cont, Env, Frame, Interp, Limits, LispError, Loc, Prim};
