@@ -1353,11 +1353,8 @@ impl Interp {
             };
             let var = self.sym_of(var).ok_or_else(|| self.bad(USAGE, d, file))?;
             let body = self.body(body, file, d)?;
-            let raise = self.global_const("raise");
             let (handler, size) = self.in_scope(Scope::params(vec![var]), |c| {
-                // No clause matched: raise it again, to the next guard out.
-                let again = Self::make_call(vec![raise, Rc::new(Expr::Local(0, 0))], loc.clone());
-                c.cond_clauses(clauses, file, Some(again))
+                c.cond_clauses(clauses, file, Some((var, loc.clone())))
             })?;
             let lam =
                 Rc::new(Lambda { params: 1, rest: false, size, body: handler, loc: loc.clone() });
@@ -1434,15 +1431,23 @@ impl Interp {
     }
 
     /// `cond` clauses, front to back (a `=>` clause puts its test's value in a scope that
-    /// the clauses after it are inside); `otherwise` when none holds.
+    /// the clauses after it are inside). When none holds: unspecified, or for a `guard`'s
+    /// clauses (`reraise`), the guard's variable raised again, to the next guard out.
     fn cond_clauses(
         &mut self,
         clauses: &[Datum],
         file: &Rc<str>,
-        otherwise: Option<Rc<Expr>>,
+        reraise: Option<(Sym, Loc)>,
     ) -> Result<Rc<Expr>, Fail> {
         let Some((clause, rest)) = clauses.split_first() else {
-            return Ok(otherwise.unwrap_or_else(|| Rc::new(Expr::Const(Value::Unspecified))));
+            return Ok(match reraise {
+                Some((var, loc)) => {
+                    let raise = self.global_const("raise");
+                    let v = Rc::new(self.resolve(var, loc.clone()));
+                    Self::make_call(vec![raise, v], loc)
+                }
+                None => Rc::new(Expr::Const(Value::Unspecified)),
+            });
         };
         let parts = clause.items();
         let Some(first) = parts.first() else {
@@ -1459,12 +1464,12 @@ impl Interp {
                 let f = c.compile(&parts[2], file)?;
                 let get = Rc::new(Expr::Local(0, 0));
                 let call = Self::make_call(vec![f, get.clone()], loc);
-                let more = c.cond_clauses(rest, file, otherwise)?;
+                let more = c.cond_clauses(rest, file, reraise)?;
                 Ok(Rc::new(Expr::If(get, call, more)))
             });
         }
         let more =
-            stacker::maybe_grow(64 << 10, 1 << 20, || self.cond_clauses(rest, file, otherwise))?;
+            stacker::maybe_grow(64 << 10, 1 << 20, || self.cond_clauses(rest, file, reraise))?;
         if parts.len() == 1 {
             return Ok(Rc::new(Expr::Or(vec![test, more].into())));
         }

@@ -1,26 +1,24 @@
 //! OmniLisp: a small Lisp on the omni runtime.
 //!
-//! Built so far (issue 8, in progress):
+//! What is here (issue 8):
 //!
 //! - the reader: source bytes to [`Datum`]s, each with the `file:line:col` it came from, safe on
 //!   any input;
 //! - the heap ([`heap`]): Lisp objects in a region of `omni::region`, reclaimed by a mark-sweep
 //!   collector, with per-heap statistics;
-//! - the evaluator ([`Interp`]): a CEK machine whose continuation frames are heap objects, with
-//!   proper tail calls, recursion as deep as the frame limit, multi-shot `prompt`/`control`
-//!   and `reset`/`shift`, limits on steps, frames and heap objects that give Lisp errors, and
-//!   errors with locations and a backtrace. Special forms so far: `quote`, `if`, `define`
-//!   (with rest parameters), `set!`, `lambda`, `begin`, `let` (and named `let`), `let*`,
-//!   `letrec`, `letrec*`, `and`, `or`, `cond` (with `else` and `=>`), `case`, `do`, `when`,
-//!   `unless`, `quasiquote` (nested, with `unquote-splicing`), `prompt`, `control`, `reset`,
-//!   `shift`.
+//! - the macro expander (`syntax`): `syntax-rules` (not hygienic), `define-record-type` and
+//!   `let-values` as source rewriting;
+//! - the evaluator ([`Interp`]): a compiler to an expression tree with lexically addressed
+//!   variables, and a CEK machine whose continuation frames are heap objects, with proper tail
+//!   calls, recursion as deep as the frame limit, multi-shot `prompt`/`control` and
+//!   `reset`/`shift`, `call/cc`, `dynamic-wind`, `guard`/`raise` with error objects, limits on
+//!   steps, frames and heap objects that give Lisp errors, and errors with locations and a
+//!   backtrace;
+//! - the builtins and a prelude written in OmniLisp (`builtins`).
 //!
 //! The `omnilisp` command (`src/bin/omnilisp.rs`) runs a file, evaluates `-e EXPR`, or
-//! starts a REPL.
-//!
-//! Still to come: `let-values`, `define-record-type`,
-//! `dynamic-wind`, `guard`/`raise`, `syntax-rules`, hash tables, `values`, and speed (a
-//! step is a heap frame today).
+//! starts a REPL. Still to come: speed (the evaluator allocates an environment per call and a
+//! frame per pending operand; `benches/lisp_peers.sh` compares it with Guile and Racket).
 //!
 //! ```
 //! use omni::lisp::{read_all, Interp};
