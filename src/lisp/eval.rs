@@ -243,8 +243,51 @@ impl fmt::Debug for Prim {
 /// The variables of one call (opaque; globals live in the interpreter).
 #[derive(Debug)]
 pub struct Env {
-    vals: Vec<Value>,
+    vals: Slots,
     parent: Option<Ref>,
+}
+
+/// How many slots an environment holds in place; a bigger one has a vector of its own.
+const SMALL_ENV: usize = 3;
+
+/// An environment's slots: most calls have few variables, and keeping them in place saves an
+/// allocation and a free per call.
+#[derive(Debug)]
+enum Slots {
+    Small(u8, [Value; SMALL_ENV]),
+    Big(Vec<Value>),
+}
+
+impl Slots {
+    /// `size` slots, all undefined, then filled by `fill`.
+    #[inline]
+    fn build(size: usize, fill: impl FnOnce(&mut [Value])) -> Slots {
+        if size <= SMALL_ENV {
+            let mut a = [Value::Undefined; SMALL_ENV];
+            fill(&mut a[..size]);
+            Slots::Small(size as u8, a)
+        } else {
+            let mut v = vec![Value::Undefined; size];
+            fill(&mut v);
+            Slots::Big(v)
+        }
+    }
+
+    #[inline]
+    fn get(&self) -> &[Value] {
+        match self {
+            Slots::Small(n, a) => &a[..*n as usize],
+            Slots::Big(v) => v,
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self) -> &mut [Value] {
+        match self {
+            Slots::Small(n, a) => &mut a[..*n as usize],
+            Slots::Big(v) => v,
+        }
+    }
 }
 
 /// A continuation frame (opaque): what to do with the value that arrives.
@@ -399,11 +442,14 @@ impl Closure {
 
 impl Env {
     pub(crate) fn capacity_bytes(&self) -> usize {
-        self.vals.capacity() * std::mem::size_of::<Value>()
+        match &self.vals {
+            Slots::Small(..) => 0,
+            Slots::Big(v) => v.capacity() * std::mem::size_of::<Value>(),
+        }
     }
 
     pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
-        self.vals.iter().copied().for_each(&mut *f);
+        self.vals.get().iter().copied().for_each(&mut *f);
         if let Some(p) = self.parent {
             f(Value::Ref(p));
         }
@@ -1661,7 +1707,7 @@ impl Interp {
 
     #[inline]
     fn local(&self, env: Option<Ref>, depth: u32, i: u32) -> Value {
-        self.env_at(env, depth).map_or(Value::Undefined, |e| e.vals[i as usize])
+        self.env_at(env, depth).map_or(Value::Undefined, |e| e.vals.get()[i as usize])
     }
 
     fn set_local(&mut self, mut env: Option<Ref>, depth: u32, i: u32, v: Value) {
@@ -1674,7 +1720,7 @@ impl Interp {
         if let Some(e) = env {
             let _ = self.heap.update(e, |o| {
                 if let Obj::Env(en) = o {
-                    en.vals[i as usize] = v;
+                    en.vals.get_mut()[i as usize] = v;
                 }
             });
         }
@@ -2113,8 +2159,7 @@ impl Interp {
                 };
                 let cont = self
                     .alloc(Obj::Cont(Cont::Composable { frames, reinstall: shift.then_some(v) }))?;
-                let mut vals = vec![Value::Ref(cont)];
-                vals.resize(size.max(1), Value::Undefined);
+                let vals = Slots::build(size.max(1), |s| s[0] = Value::Ref(cont));
                 let env = Some(self.alloc(Obj::Env(Env { vals, parent: env }))?);
                 self.unwind(afters, Then::Eval(body, env, Some(prompt)), &loc)?
             }
@@ -2312,16 +2357,18 @@ impl Interp {
                         Some(loc),
                     ));
                 }
-                let mut vals = Vec::with_capacity(lambda.size);
-                vals.extend_from_slice(&args[..n]);
+                let mut rest = Value::Nil;
                 if lambda.rest {
-                    let mut list = Value::Nil;
                     for v in args[n..].iter().rev() {
-                        list = Value::Ref(self.alloc(Obj::Pair(*v, list))?);
+                        rest = Value::Ref(self.alloc(Obj::Pair(*v, rest))?);
                     }
-                    vals.push(list);
                 }
-                vals.resize(lambda.size, Value::Undefined);
+                let vals = Slots::build(lambda.size, |s| {
+                    s[..n].copy_from_slice(&args[..n]);
+                    if lambda.rest {
+                        s[n] = rest;
+                    }
+                });
                 let env = self.alloc(Obj::Env(Env { vals, parent: cenv }))?;
                 Ok(State::Eval(lambda.body.clone(), Some(env), k))
             }
