@@ -13,49 +13,50 @@
 //!
 //! # The machine
 //!
-//! It steps between two states: *evaluate* an expression in an environment with a
-//! continuation, or *return* a value to a continuation. A continuation is a chain of
-//! [`Frame`]s in the Lisp heap, each saying what to do with the value that arrives, so:
+//! It steps between two states: *evaluate* an expression in an environment, or *return* a
+//! value to the continuation. The continuation is a stack of [`Frame`]s owned by the
+//! interpreter (a vector on the Rust heap, never the host stack), each saying what to do with
+//! the value that arrives; environments and everything else live in the Lisp heap. So:
 //!
 //! - The host stack never grows with the program: a 10^6-deep non-tail recursion is 10^6
-//!   frames in the heap (up to the frame limit, which gives a Lisp error), and a call in tail
-//!   position pushes no frame at all, so a loop runs in constant space.
+//!   frames in that vector (up to the frame limit, which gives a Lisp error), and a call in
+//!   tail position pushes no frame at all, so a loop runs in constant space.
 //! - Expressions that cannot capture a continuation (constants, variables, `lambda`, and a
 //!   call of a builtin on such operands, like `(- n 1)`) are evaluated in place when they are
 //!   a call's operand or a test: no frame, no step. Only an operand that calls a procedure
 //!   written in Lisp gets a frame.
-//! - Frames are never changed once made (a frame that collects call arguments is copied with
-//!   one more value), so a continuation can be resumed any number of times.
+//! - A frame is popped to be resumed, so resuming never copies it; a captured continuation
+//!   owns its own copy of its frames, so it can be resumed any number of times.
 //!
 //! # Delimited continuations: what they cost
 //!
-//! `(prompt tag body)` pushes a prompt frame. `(control tag k body)` walks from the current
-//! frame to the nearest prompt with that tag and keeps the frames in between as `k`, by
-//! reference (no copy), so capture costs one step per frame between `control` and its prompt,
-//! and nothing for the frames outside the prompt. Calling `k` with a value copies the
-//! captured frames onto the caller's continuation: one frame copy per captured frame, again
-//! nothing outside. `shift`/`reset` are the same with the prompt put back around the copied
-//! frames when `k` is called (the difference the two programs of `tests/lisp/control.olisp`
-//! show). `call/cc` captures up to the nearest `reset` (or the top) by keeping a reference to
-//! the current frame: O(1) to keep, plus one walk to find the delimiter; calling it reuses the
-//! frames as they are when the delimiter is the same, so an escape copies nothing.
-//! `benches/lisp` measures 10^5 captures and resumes against Guile and Racket.
+//! `(prompt tag body)` pushes a prompt frame. `(control tag k body)` finds the nearest prompt
+//! with that tag and moves the frames above it into `k`: one scan and one move of the frames
+//! between `control` and its prompt, nothing for the frames below the prompt. Calling `k`
+//! pushes a copy of them onto the caller's continuation: again one frame copy per captured
+//! frame, whatever the depth outside. `shift`/`reset` are the same with the prompt put back
+//! around the copied frames when `k` is called (the difference the two programs of
+//! `tests/lisp/control.olisp` show). `call/cc` copies the frames above the nearest `reset`
+//! (all of them when there is none), and calling it replaces the frames above the caller's
+//! nearest `reset` with a copy. `benches/lisp_peers.sh` measures 10^5 captures and resumes
+//! against Guile and Racket.
 //!
 //! # Dynamic extent
 //!
 //! `dynamic-wind` pushes a wind frame. Whenever control leaves frames by a jump (`control`
 //! capturing, a continuation called, `raise` reaching a `guard`), the `after` thunks of the
 //! wind frames left run, innermost first, and the `before` thunks of the wind frames entered
-//! run, outermost first, before the jump completes. A `guard` is a frame too: `raise` (and any
+//! run, outermost first, before the jump completes. A wind keeps its identity in copies, so a
+//! `call/cc` escape that stays inside a `dynamic-wind` runs neither thunk. A `guard` is a frame too: `raise` (and any
 //! error of a builtin, as a condition object) finds the nearest one.
 //!
 //! Garbage collection runs between steps, when the heap says one is due; its roots are the
-//! machine's registers, the globals and the constants of compiled code.
+//! machine's registers, the frames, the globals and the constants of compiled code.
 
 use super::datum::{Datum, DatumKind, Span};
 use super::heap::{Heap, HeapFull, Obj, Ref, Sym, Symbols, Value};
 use super::syntax::{self, Macro};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
@@ -180,6 +181,55 @@ pub(crate) enum Expr {
     Guard(Rc<Expr>, Rc<Lambda>),
 }
 
+thread_local! {
+    /// Stand-ins put in place of an expression's children while it drops (see `Drop`).
+    static STAND_INS: (Rc<Expr>, Rc<[Rc<Expr>]>, Rc<Lambda>) = {
+        let leaf = Rc::new(Expr::Const(Value::Nil));
+        let loc = Loc { file: "".into(), span: Span::default() };
+        let lambda = Rc::new(Lambda { params: 0, rest: false, size: 0, body: leaf.clone(), loc });
+        (leaf, Rc::from(Vec::new()), lambda)
+    };
+}
+
+/// Compiled code can be as deep as the compiler's nesting limit; dropping it recursively
+/// would overflow a small thread stack. Each expression moves its children out and drops
+/// them on a stack that grows onto the heap when little is left.
+impl Drop for Expr {
+    fn drop(&mut self) {
+        if matches!(self, Expr::Const(_) | Expr::Local(..) | Expr::LocalDef(..) | Expr::Global(..))
+        {
+            return;
+        }
+        let Ok((leaf, none, lambda)) = STAND_INS.try_with(|s| s.clone()) else { return };
+        let mut kids: Vec<Rc<Expr>> = Vec::new();
+        let mut lists: Vec<Rc<[Rc<Expr>]>> = Vec::new();
+        let mut lambdas: Vec<Rc<Lambda>> = Vec::new();
+        let mut take = |e: &mut Rc<Expr>| kids.push(std::mem::replace(e, leaf.clone()));
+        match self {
+            Expr::If(a, b, c) => {
+                take(a);
+                take(b);
+                take(c);
+            }
+            Expr::DefGlobal(_, a) | Expr::SetLocal(_, _, a) | Expr::SetGlobal(_, a, _) => take(a),
+            Expr::Prompt(a, b) | Expr::Control(a, b, ..) => {
+                take(a);
+                take(b);
+            }
+            Expr::Guard(a, l) => {
+                take(a);
+                lambdas.push(std::mem::replace(l, lambda.clone()));
+            }
+            Expr::Lambda(l) => lambdas.push(std::mem::replace(l, lambda.clone())),
+            Expr::Seq(es) | Expr::And(es) | Expr::Or(es) | Expr::Call(es, ..) => {
+                lists.push(std::mem::replace(es, none.clone()));
+            }
+            Expr::Const(_) | Expr::Local(..) | Expr::LocalDef(..) | Expr::Global(..) => {}
+        }
+        stacker::maybe_grow(32 << 10, 1 << 20, move || drop((kids, lists, lambdas)));
+    }
+}
+
 /// Whether `e` is evaluated without a step: no call of Lisp code, no jump.
 fn simple(e: &Expr) -> bool {
     matches!(
@@ -290,40 +340,28 @@ impl Slots {
     }
 }
 
-/// A continuation frame (opaque): what to do with the value that arrives.
+/// A continuation frame (opaque): what to do with the value that arrives. The continuation is
+/// a stack of them in the interpreter; a captured continuation holds a copy of some.
 #[derive(Debug, Clone)]
-pub struct Frame {
-    kind: FrameKind,
-    next: Option<Ref>,
-    depth: u32,
-}
+pub struct Frame(FrameKind);
 
 /// What to do once the thunks of a jump have run.
 #[derive(Debug, Clone)]
 pub(crate) enum Then {
-    Return(Value, Option<Ref>),
-    Eval(Rc<Expr>, Option<Ref>, Option<Ref>),
-    Apply(Value, Vec<Value>, Option<Ref>),
+    Return(Value),
+    Eval(Rc<Expr>, Option<Ref>),
+    Apply(Value, Vec<Value>),
 }
 
 impl Then {
-    fn k(&self) -> Option<Ref> {
-        match self {
-            Then::Return(_, k) | Then::Eval(_, _, k) | Then::Apply(_, _, k) => *k,
-        }
-    }
-
     fn trace(&self, f: &mut dyn FnMut(Value)) {
         match self {
-            Then::Return(v, _) => f(*v),
-            Then::Eval(_, env, _) => env.iter().for_each(|e| f(Value::Ref(*e))),
-            Then::Apply(p, args, _) => {
+            Then::Return(v) => f(*v),
+            Then::Eval(_, env) => env.iter().for_each(|e| f(Value::Ref(*e))),
+            Then::Apply(p, args) => {
                 f(*p);
                 args.iter().copied().for_each(&mut *f);
             }
-        }
-        if let Some(k) = self.k() {
-            f(Value::Ref(k));
         }
     }
 }
@@ -360,9 +398,12 @@ pub(crate) enum FrameKind {
         after: Value,
         loc: Loc,
     },
+    /// Inside a `dynamic-wind`; `id` tells this wind from others when continuations are
+    /// compared (copies of a frame keep its id).
     Wind {
         before: Value,
         after: Value,
+        id: u64,
         loc: Loc,
     },
     /// Return this value once the `after` thunk returned.
@@ -376,9 +417,9 @@ pub(crate) enum FrameKind {
     },
 }
 
-impl FrameKind {
-    fn trace(&self, f: &mut dyn FnMut(Value)) {
-        let env = match self {
+impl Frame {
+    pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
+        let env = match &self.0 {
             FrameKind::If(_, _, e)
             | FrameKind::Seq(_, _, e)
             | FrameKind::SetLocal(_, _, e)
@@ -418,18 +459,18 @@ impl FrameKind {
     }
 }
 
-/// A captured continuation (a procedure).
+/// A captured continuation (a procedure): a copy of the frames it continues with.
 #[derive(Debug)]
 pub enum Cont {
     /// From `control`/`shift`: the frames from the capture point up to (not including) the
-    /// prompt, innermost first; `reinstall` is the tag of a `shift`, whose calls put the
+    /// prompt, outermost first; `reinstall` is the tag of a `shift`, whose calls put the
     /// prompt back.
     #[doc(hidden)]
-    Composable { frames: Vec<Ref>, reinstall: Option<Value> },
-    /// From `call/cc`: the continuation as it was, and the `reset` prompt that delimits it
-    /// (`None`: the top).
+    Composable { frames: Vec<Frame>, reinstall: Option<Value> },
+    /// From `call/cc`: the frames above the nearest `reset` prompt (or all of them), outermost
+    /// first. Calling it replaces the frames above the caller's nearest `reset`.
     #[doc(hidden)]
-    Escape { k: Option<Ref>, delim: Option<Ref> },
+    Escape { frames: Vec<Frame> },
 }
 
 impl Closure {
@@ -456,34 +497,21 @@ impl Env {
     }
 }
 
-impl Frame {
-    pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
-        self.kind.trace(f);
-        if let Some(n) = self.next {
-            f(Value::Ref(n));
-        }
-    }
-}
-
 impl Cont {
-    pub(crate) fn capacity_bytes(&self) -> usize {
+    fn frames(&self) -> &[Frame] {
         match self {
-            Cont::Composable { frames, .. } => frames.capacity() * std::mem::size_of::<Ref>(),
-            Cont::Escape { .. } => 0,
+            Cont::Composable { frames, .. } | Cont::Escape { frames } => frames,
         }
     }
 
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        std::mem::size_of_val(self.frames())
+    }
+
     pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
-        match self {
-            Cont::Composable { frames, reinstall } => {
-                frames.iter().for_each(|r| f(Value::Ref(*r)));
-                if let Some(t) = reinstall {
-                    f(*t);
-                }
-            }
-            Cont::Escape { k, delim } => {
-                k.iter().chain(delim.iter()).for_each(|r| f(Value::Ref(*r)));
-            }
+        self.frames().iter().for_each(|fr| fr.trace(&mut *f));
+        if let Cont::Composable { reinstall: Some(t), .. } = self {
+            f(*t);
         }
     }
 }
@@ -506,8 +534,8 @@ impl Default for Limits {
 }
 
 enum State {
-    Eval(Rc<Expr>, Option<Ref>, Option<Ref>),
-    Return(Value, Option<Ref>),
+    Eval(Rc<Expr>, Option<Ref>),
+    Return(Value),
 }
 
 /// The variables the compiler knows in one environment.
@@ -544,8 +572,12 @@ pub struct Interp {
     s: Specials,
     compile_depth: usize,
     scopes: Vec<Scope>,
-    /// Operands of the call being made, reused from call to call.
-    argbuf: Vec<Value>,
+    /// Vectors for call operands, reused from call to call.
+    arg_pool: Vec<Vec<Value>>,
+    /// The continuation: frames, innermost last.
+    stack: Vec<Frame>,
+    /// The last `dynamic-wind` id given out.
+    wind_ids: u64,
 }
 
 /// How deeply expressions (not quoted data) may nest.
@@ -678,7 +710,9 @@ impl Interp {
             s,
             compile_depth: 0,
             scopes: Vec::new(),
-            argbuf: Vec::new(),
+            arg_pool: Vec::new(),
+            stack: Vec::new(),
+            wind_ids: 0,
         };
         super::builtins::install(&mut interp);
         interp.eval_str(super::builtins::PRELUDE, "prelude").expect("the prelude evaluates");
@@ -1670,28 +1704,26 @@ impl Interp {
 
     // --- the machine -----------------------------------------------------------------------
 
-    fn push(
-        &mut self,
-        kind: FrameKind,
-        next: Option<Ref>,
-        at: Option<&Loc>,
-    ) -> Result<Option<Ref>, Fail> {
-        let depth = match next {
-            Some(n) => match self.heap.get(n) {
-                Ok(Obj::Frame(f)) => f.depth + 1,
-                _ => 1,
-            },
-            None => 1,
-        };
-        if depth > self.limits.frames {
-            return Err(limit_err(
-                format!("frame limit reached ({} frames of pending calls and forms): unbounded recursion?", self.limits.frames),
-                at,
-            ));
+    fn push(&mut self, kind: FrameKind, at: Option<&Loc>) -> Result<(), Fail> {
+        if self.stack.len() >= self.limits.frames as usize {
+            return Err(self.frame_limit(at));
         }
-        Ok(Some(self.alloc(Obj::Frame(Frame { kind, next, depth }))?))
+        self.stack.push(Frame(kind));
+        Ok(())
     }
 
+    #[cold]
+    fn frame_limit(&self, at: Option<&Loc>) -> Fail {
+        limit_err(
+            format!(
+                "frame limit reached ({} frames of pending calls and forms): unbounded recursion?",
+                self.limits.frames
+            ),
+            at,
+        )
+    }
+
+    #[inline]
     fn env_at(&self, mut env: Option<Ref>, depth: u32) -> Option<&Env> {
         for _ in 0..depth {
             env = match self.heap.get(env?) {
@@ -1726,18 +1758,11 @@ impl Interp {
         }
     }
 
-    fn frame(&self, k: Ref) -> &Frame {
-        match self.heap.get(k) {
-            Ok(Obj::Frame(f)) => f,
-            _ => unreachable!("a continuation holds frames only"),
-        }
-    }
-
-    fn backtrace(&self, mut k: Option<Ref>) -> Vec<(Loc, u32)> {
+    /// The calls in progress, innermost first, with repeats counted.
+    fn backtrace(&self) -> Vec<(Loc, u32)> {
         let mut out: Vec<(Loc, u32)> = Vec::new();
-        while let Some(r) = k {
-            let Ok(Obj::Frame(f)) = self.heap.get(r) else { break };
-            if let FrameKind::Args { loc, .. } = &f.kind {
+        for f in self.stack.iter().rev() {
+            if let FrameKind::Args { loc, .. } = &f.0 {
                 let full = out.len() == 20;
                 match out.last_mut() {
                     Some((last, n)) if last == loc => *n += 1,
@@ -1745,7 +1770,6 @@ impl Interp {
                     _ => out.push((loc.clone(), 1)),
                 }
             }
-            k = f.next;
         }
         out
     }
@@ -1753,22 +1777,28 @@ impl Interp {
     fn roots(&self, state: &State) -> Vec<Value> {
         let mut roots: Vec<Value> = self.globals.clone();
         roots.extend(self.constants.iter().copied());
+        for f in &self.stack {
+            f.trace(&mut |v| roots.push(v));
+        }
         match state {
-            State::Eval(_, env, k) => {
-                roots.extend(env.map(Value::Ref));
-                roots.extend(k.map(Value::Ref));
-            }
-            State::Return(v, k) => {
-                roots.push(*v);
-                roots.extend(k.map(Value::Ref));
-            }
+            State::Eval(_, env) => roots.extend(env.map(Value::Ref)),
+            State::Return(v) => roots.push(*v),
         }
         roots
     }
 
     /// Runs compiled code to its value.
     fn run(&mut self, e: Rc<Expr>) -> Result<Value, Fail> {
-        let mut state = State::Eval(e, None, None);
+        self.stack.clear();
+        let r = self.run_loop(e);
+        if r.is_err() {
+            self.stack.clear();
+        }
+        r
+    }
+
+    fn run_loop(&mut self, e: Rc<Expr>) -> Result<Value, Fail> {
+        let mut state = State::Eval(e, None);
         loop {
             self.steps += 1;
             if let Some(fuel) = self.limits.fuel {
@@ -1780,58 +1810,40 @@ impl Interp {
                 let roots = self.roots(&state);
                 self.heap.collect(roots);
             }
-            let k_now = match &state {
-                State::Eval(_, _, k) | State::Return(_, k) => *k,
-            };
             let next = match state {
-                State::Eval(e, env, k) => self.eval(&e, env, k),
-                State::Return(v, None) => return Ok(v),
-                State::Return(v, Some(k)) => self.resume(v, k),
+                State::Eval(e, env) => self.eval(&e, env),
+                State::Return(v) => match self.stack.pop() {
+                    None => return Ok(v),
+                    Some(Frame(f)) => self.resume(v, f),
+                },
             };
             state = match next {
                 Ok(s) => s,
-                Err(e) if e.kind == ErrorKind::Error && self.guarded(k_now) => {
+                Err(e) if e.kind == ErrorKind::Error && self.guarded() => {
                     // A guard is waiting: the error becomes a condition object raised to it.
                     let msg = self.alloc(Obj::Str(e.message.clone()))?;
                     let c = self.alloc(Obj::Condition(Value::Ref(msg), Value::Nil))?;
                     let loc =
                         e.at.clone()
                             .unwrap_or_else(|| Loc { file: "".into(), span: Span::default() });
-                    self.raise(Value::Ref(c), k_now, &loc)
-                        .map_err(|e| self.with_backtrace(e, k_now))?
+                    self.raise(Value::Ref(c), &loc).map_err(|e| self.with_backtrace(e))?
                 }
-                Err(e) => return Err(self.with_backtrace(e, k_now)),
+                Err(e) => return Err(self.with_backtrace(e)),
             };
         }
     }
 
     #[cold]
-    fn with_backtrace(&self, mut e: Fail, k: Option<Ref>) -> Fail {
+    fn with_backtrace(&self, mut e: Fail) -> Fail {
         if e.backtrace.is_empty() && !matches!(e.kind, ErrorKind::Exit(_)) {
-            e.backtrace = self.backtrace(k);
-            // The innermost call is the error's own location already.
-            if let Some((first, n)) = e.backtrace.first_mut() {
-                if Some(&*first) == e.at.as_ref() {
-                    *n -= 1;
-                    if *n == 0 {
-                        e.backtrace.remove(0);
-                    }
-                }
-            }
+            e.backtrace = self.backtrace();
         }
         e
     }
 
-    /// Whether a `guard` frame is on the continuation `k`.
-    fn guarded(&self, mut k: Option<Ref>) -> bool {
-        while let Some(r) = k {
-            let f = self.frame(r);
-            if matches!(f.kind, FrameKind::Guard(_)) {
-                return true;
-            }
-            k = f.next;
-        }
-        false
+    /// Whether a `guard` frame is on the stack.
+    fn guarded(&self) -> bool {
+        self.stack.iter().any(|f| matches!(f.0, FrameKind::Guard(_)))
     }
 
     /// The value of a simple expression (see [`simple`]).
@@ -1937,7 +1949,6 @@ impl Interp {
         exprs: &Rc<[Rc<Expr>]>,
         mut done: Vec<Value>,
         env: Option<Ref>,
-        k: Option<Ref>,
         loc: &Loc,
     ) -> Result<State, Fail> {
         while done.len() < exprs.len() {
@@ -1946,53 +1957,55 @@ impl Interp {
                 Some(v) => done.push(v),
                 None => {
                     let e = e.clone();
-                    let k = self.push(
+                    self.push(
                         FrameKind::Args { exprs: exprs.clone(), done, env, loc: loc.clone() },
-                        k,
                         Some(loc),
                     )?;
-                    return Ok(State::Eval(e, env, k));
+                    return Ok(State::Eval(e, env));
                 }
             }
         }
-        let r = self.apply(done[0], &done[1..], k, loc);
-        // Keep the vector for the next call's operands.
-        self.argbuf = done;
+        let r = self.apply(done[0], &done[1..], loc);
+        // Keep the vector for another call's operands.
+        if self.arg_pool.len() < 64 {
+            done.clear();
+            self.arg_pool.push(done);
+        }
         r
     }
 
-    fn eval(&mut self, e: &Rc<Expr>, env: Option<Ref>, k: Option<Ref>) -> Result<State, Fail> {
+    fn eval(&mut self, e: &Rc<Expr>, env: Option<Ref>) -> Result<State, Fail> {
         Ok(match &**e {
             Expr::Const(_)
             | Expr::Local(..)
             | Expr::LocalDef(..)
             | Expr::Global(..)
-            | Expr::Lambda(_) => State::Return(self.atom(e, env)?, k),
+            | Expr::Lambda(_) => State::Return(self.atom(e, env)?),
             Expr::If(c, t, f) => match self.inline(c, env)? {
-                Some(v) => State::Eval(if truthy(v) { t.clone() } else { f.clone() }, env, k),
+                Some(v) => State::Eval(if truthy(v) { t.clone() } else { f.clone() }, env),
                 None => {
-                    let k = self.push(FrameKind::If(t.clone(), f.clone(), env), k, None)?;
-                    State::Eval(c.clone(), env, k)
+                    self.push(FrameKind::If(t.clone(), f.clone(), env), None)?;
+                    State::Eval(c.clone(), env)
                 }
             },
             Expr::DefGlobal(g, v) => match self.inline(v, env)? {
                 Some(v) => {
                     self.globals[*g as usize] = v;
-                    State::Return(Value::Unspecified, k)
+                    State::Return(Value::Unspecified)
                 }
                 None => {
-                    let k = self.push(FrameKind::DefGlobal(*g), k, None)?;
-                    State::Eval(v.clone(), env, k)
+                    self.push(FrameKind::DefGlobal(*g), None)?;
+                    State::Eval(v.clone(), env)
                 }
             },
             Expr::SetLocal(d, i, v) => match self.inline(v, env)? {
                 Some(v) => {
                     self.set_local(env, *d, *i, v);
-                    State::Return(Value::Unspecified, k)
+                    State::Return(Value::Unspecified)
                 }
                 None => {
-                    let k = self.push(FrameKind::SetLocal(*d, *i, env), k, None)?;
-                    State::Eval(v.clone(), env, k)
+                    self.push(FrameKind::SetLocal(*d, *i, env), None)?;
+                    State::Eval(v.clone(), env)
                 }
             },
             Expr::SetGlobal(g, v, loc) => {
@@ -2005,20 +2018,19 @@ impl Interp {
                         Some(loc),
                     ));
                 }
-                let k = self.push(FrameKind::SetGlobal(*g), k, Some(loc))?;
-                State::Eval(v.clone(), env, k)
+                self.push(FrameKind::SetGlobal(*g), Some(loc))?;
+                State::Eval(v.clone(), env)
             }
-            Expr::Seq(es) => self.seq(es, 0, env, k)?,
-            Expr::And(es) => self.and_or(es, 0, true, env, k)?,
-            Expr::Or(es) => self.and_or(es, 0, false, env, k)?,
+            Expr::Seq(es) => self.seq(es, 0, env)?,
+            Expr::And(es) => self.and_or(es, 0, true, env)?,
+            Expr::Or(es) => self.and_or(es, 0, false, env)?,
             Expr::Call(es, loc, _) => {
-                let mut done = std::mem::take(&mut self.argbuf);
-                done.clear();
-                self.args(es, done, env, k, loc)?
+                let done = self.arg_pool.pop().unwrap_or_default();
+                self.args(es, done, env, loc)?
             }
             Expr::Prompt(tag, body) => {
-                let k = self.push(FrameKind::PromptTag(body.clone(), env), k, None)?;
-                State::Eval(tag.clone(), env, k)
+                self.push(FrameKind::PromptTag(body.clone(), env), None)?;
+                State::Eval(tag.clone(), env)
             }
             Expr::Control(tag, body, size, shift, loc) => {
                 let kind = FrameKind::ControlTag {
@@ -2028,33 +2040,27 @@ impl Interp {
                     shift: *shift,
                     loc: loc.clone(),
                 };
-                let k = self.push(kind, k, Some(loc))?;
-                State::Eval(tag.clone(), env, k)
+                self.push(kind, Some(loc))?;
+                State::Eval(tag.clone(), env)
             }
             Expr::Guard(body, handler) => {
                 let h = self.alloc(Obj::Closure(Closure { lambda: handler.clone(), env }))?;
-                let k = self.push(FrameKind::Guard(Value::Ref(h)), k, None)?;
-                State::Eval(body.clone(), env, k)
+                self.push(FrameKind::Guard(Value::Ref(h)), None)?;
+                State::Eval(body.clone(), env)
             }
         })
     }
 
     /// A sequence from item `i`: items before the last that evaluate in place need no frame.
-    fn seq(
-        &mut self,
-        es: &Rc<[Rc<Expr>]>,
-        mut i: usize,
-        env: Option<Ref>,
-        k: Option<Ref>,
-    ) -> Result<State, Fail> {
+    fn seq(&mut self, es: &Rc<[Rc<Expr>]>, mut i: usize, env: Option<Ref>) -> Result<State, Fail> {
         while i + 1 < es.len() {
             if self.inline(&es[i], env)?.is_none() {
-                let k = self.push(FrameKind::Seq(es.clone(), i + 1, env), k, None)?;
-                return Ok(State::Eval(es[i].clone(), env, k));
+                self.push(FrameKind::Seq(es.clone(), i + 1, env), None)?;
+                return Ok(State::Eval(es[i].clone(), env));
             }
             i += 1;
         }
-        Ok(State::Eval(es[i].clone(), env, k))
+        Ok(State::Eval(es[i].clone(), env))
     }
 
     fn and_or(
@@ -2063,11 +2069,10 @@ impl Interp {
         mut i: usize,
         is_and: bool,
         env: Option<Ref>,
-        k: Option<Ref>,
     ) -> Result<State, Fail> {
         while i + 1 < es.len() {
             match self.inline(&es[i], env)? {
-                Some(v) if truthy(v) != is_and => return Ok(State::Return(v, k)),
+                Some(v) if truthy(v) != is_and => return Ok(State::Return(v)),
                 Some(_) => i += 1,
                 None => {
                     let kind = if is_and {
@@ -2075,105 +2080,91 @@ impl Interp {
                     } else {
                         FrameKind::Or(es.clone(), i + 1, env)
                     };
-                    let k = self.push(kind, k, None)?;
-                    return Ok(State::Eval(es[i].clone(), env, k));
+                    self.push(kind, None)?;
+                    return Ok(State::Eval(es[i].clone(), env));
                 }
             }
         }
-        Ok(State::Eval(es[i].clone(), env, k))
+        Ok(State::Eval(es[i].clone(), env))
     }
 
-    fn resume(&mut self, v: Value, k: Ref) -> Result<State, Fail> {
-        let f = self.frame(k);
-        let next = f.next;
-        if let FrameKind::Args { exprs, done, env, loc } = &f.kind {
-            let (exprs, env, loc) = (exprs.clone(), *env, loc.clone());
-            let mut d = Vec::with_capacity(exprs.len());
-            d.extend_from_slice(done);
-            d.push(v);
-            return self.args(&exprs, d, env, next, &loc);
-        }
-        let kind = f.kind.clone();
-        Ok(match kind {
-            FrameKind::Args { .. } => unreachable!("handled above"),
-            FrameKind::If(t, f, env) => State::Eval(if truthy(v) { t } else { f }, env, next),
-            FrameKind::Seq(es, i, env) => self.seq(&es, i, env, next)?,
+    fn resume(&mut self, v: Value, f: FrameKind) -> Result<State, Fail> {
+        Ok(match f {
+            FrameKind::Args { exprs, mut done, env, loc } => {
+                done.push(v);
+                self.args(&exprs, done, env, &loc)?
+            }
+            FrameKind::If(t, f, env) => State::Eval(if truthy(v) { t } else { f }, env),
+            FrameKind::Seq(es, i, env) => self.seq(&es, i, env)?,
             FrameKind::And(es, i, env) => {
                 if truthy(v) {
-                    self.and_or(&es, i, true, env, next)?
+                    self.and_or(&es, i, true, env)?
                 } else {
-                    State::Return(v, next)
+                    State::Return(v)
                 }
             }
             FrameKind::Or(es, i, env) => {
                 if truthy(v) {
-                    State::Return(v, next)
+                    State::Return(v)
                 } else {
-                    self.and_or(&es, i, false, env, next)?
+                    self.and_or(&es, i, false, env)?
                 }
             }
-            FrameKind::DefGlobal(g) => {
+            FrameKind::DefGlobal(g) | FrameKind::SetGlobal(g) => {
                 self.globals[g as usize] = v;
-                State::Return(Value::Unspecified, next)
+                State::Return(Value::Unspecified)
             }
             FrameKind::SetLocal(d, i, env) => {
                 self.set_local(env, d, i, v);
-                State::Return(Value::Unspecified, next)
-            }
-            FrameKind::SetGlobal(g) => {
-                self.globals[g as usize] = v;
-                State::Return(Value::Unspecified, next)
+                State::Return(Value::Unspecified)
             }
             FrameKind::PromptTag(body, env) => {
-                let k = self.push(FrameKind::Prompt(v), next, None)?;
-                State::Eval(body, env, k)
+                self.push(FrameKind::Prompt(v), None)?;
+                State::Eval(body, env)
             }
-            FrameKind::Prompt(_) | FrameKind::Guard(_) | FrameKind::ReturnValue(_) => {
-                let v = if let FrameKind::ReturnValue(r) = kind { r } else { v };
-                State::Return(v, next)
-            }
+            FrameKind::Prompt(_) | FrameKind::Guard(_) => State::Return(v),
+            FrameKind::ReturnValue(r) => State::Return(r),
             FrameKind::ControlTag { body, size, env, shift, loc } => {
-                // Walk to the nearest prompt with this tag, keeping the frames on the way.
-                let mut frames = Vec::new();
-                let mut afters = Vec::new();
-                let mut at = next;
-                let prompt = loop {
-                    let Some(r) = at else {
-                        let mut tag = String::new();
-                        self.heap.write(v, &self.syms, &mut tag);
-                        let what = if shift {
-                            "`shift` outside any `reset`".to_string()
-                        } else {
-                            format!("`control` with no enclosing `prompt` tagged {tag}")
-                        };
-                        return Err(err(what, Some(&loc)));
+                // The frames above the nearest prompt with this tag become `k`.
+                let Some(p) = self
+                    .stack
+                    .iter()
+                    .rposition(|f| matches!(f.0, FrameKind::Prompt(t) if eqv(&self.heap, t, v)))
+                else {
+                    let mut tag = String::new();
+                    self.heap.write(v, &self.syms, &mut tag);
+                    let what = if shift {
+                        "`shift` outside any `reset`".to_string()
+                    } else {
+                        format!("`control` with no enclosing `prompt` tagged {tag}")
                     };
-                    let f = self.frame(r);
-                    match &f.kind {
-                        FrameKind::Prompt(t) if eqv(&self.heap, *t, v) => break r,
-                        FrameKind::Wind { after, .. } => afters.push(*after),
-                        _ => {}
-                    }
-                    frames.push(r);
-                    at = f.next;
+                    return Err(err(what, Some(&loc)));
                 };
+                let frames = self.stack.split_off(p + 1);
+                // Leaving them runs the `after` thunks of the winds among them, innermost first.
+                let afters: Vec<Value> = frames
+                    .iter()
+                    .rev()
+                    .filter_map(|f| match f.0 {
+                        FrameKind::Wind { after, .. } => Some(after),
+                        _ => None,
+                    })
+                    .collect();
                 let cont = self
                     .alloc(Obj::Cont(Cont::Composable { frames, reinstall: shift.then_some(v) }))?;
                 let vals = Slots::build(size.max(1), |s| s[0] = Value::Ref(cont));
                 let env = Some(self.alloc(Obj::Env(Env { vals, parent: env }))?);
-                self.unwind(afters, Then::Eval(body, env, Some(prompt)), &loc)?
+                self.unwind(afters, Then::Eval(body, env), &loc)?
             }
             FrameKind::WindEnter { thunk, before, after, loc } => {
-                let k = self.push(
-                    FrameKind::Wind { before, after, loc: loc.clone() },
-                    next,
-                    Some(&loc),
-                )?;
-                self.apply(thunk, &[], k, &loc)?
+                self.wind_ids += 1;
+                let id = self.wind_ids;
+                self.push(FrameKind::Wind { before, after, id, loc: loc.clone() }, Some(&loc))?;
+                self.apply(thunk, &[], &loc)?
             }
             FrameKind::Wind { after, loc, .. } => {
-                let k = self.push(FrameKind::ReturnValue(v), next, Some(&loc))?;
-                self.apply(after, &[], k, &loc)?
+                self.push(FrameKind::ReturnValue(v), Some(&loc))?;
+                self.apply(after, &[], &loc)?
             }
             FrameKind::Winding { thunks, i, then, loc } => {
                 if i < thunks.len() {
@@ -2201,40 +2192,34 @@ impl Interp {
         loc: &Loc,
     ) -> Result<State, Fail> {
         let t = thunks[i];
-        let next = then.k();
-        let k = self.push(
-            FrameKind::Winding { thunks, i: i + 1, then, loc: loc.clone() },
-            next,
-            Some(loc),
-        )?;
-        self.apply(t, &[], k, loc)
+        self.push(FrameKind::Winding { thunks, i: i + 1, then, loc: loc.clone() }, Some(loc))?;
+        self.apply(t, &[], loc)
     }
 
     fn then(&mut self, then: Then, loc: &Loc) -> Result<State, Fail> {
         Ok(match then {
-            Then::Return(v, k) => State::Return(v, k),
-            Then::Eval(e, env, k) => State::Eval(e, env, k),
-            Then::Apply(f, args, k) => return self.apply(f, &args, k, loc),
+            Then::Return(v) => State::Return(v),
+            Then::Eval(e, env) => State::Eval(e, env),
+            Then::Apply(f, args) => return self.apply(f, &args, loc),
         })
     }
 
-    /// Raises `obj` to the nearest `guard` on `k`, running the `after` thunks on the way.
-    fn raise(&mut self, obj: Value, k: Option<Ref>, loc: &Loc) -> Result<State, Fail> {
-        let mut afters = Vec::new();
-        let mut at = k;
-        while let Some(r) = at {
-            let f = self.frame(r);
-            match &f.kind {
-                FrameKind::Guard(h) => {
-                    let then = Then::Apply(*h, vec![obj], f.next);
-                    return self.unwind(afters, then, loc);
-                }
-                FrameKind::Wind { after, .. } => afters.push(*after),
-                _ => {}
-            }
-            at = f.next;
-        }
-        Err(err(self.uncaught(obj), Some(loc)))
+    /// Raises `obj` to the nearest `guard`, running the `after` thunks on the way.
+    fn raise(&mut self, obj: Value, loc: &Loc) -> Result<State, Fail> {
+        let Some(g) = self.stack.iter().rposition(|f| matches!(f.0, FrameKind::Guard(_))) else {
+            return Err(err(self.uncaught(obj), Some(loc)));
+        };
+        let left = self.stack.split_off(g);
+        let FrameKind::Guard(handler) = left[0].0 else { unreachable!("found a guard") };
+        let afters: Vec<Value> = left
+            .iter()
+            .rev()
+            .filter_map(|f| match f.0 {
+                FrameKind::Wind { after, .. } => Some(after),
+                _ => None,
+            })
+            .collect();
+        self.unwind(afters, Then::Apply(handler, vec![obj]), loc)
     }
 
     /// The message of an error nobody caught.
@@ -2254,91 +2239,46 @@ impl Interp {
         format!("uncaught exception: {}", self.write_string(obj))
     }
 
-    /// The nearest `reset` prompt on `k`, or `None` for the top.
-    fn delimiter(&self, mut k: Option<Ref>) -> Option<Ref> {
+    /// Where the frames a `call/cc` continuation covers start: above the nearest `reset`
+    /// prompt, or the whole stack.
+    fn delimiter(&self) -> usize {
         let tag = Value::Sym(self.s.reset_tag);
-        while let Some(r) = k {
-            let f = self.frame(r);
-            if matches!(f.kind, FrameKind::Prompt(t) if t == tag) {
-                return Some(r);
-            }
-            k = f.next;
-        }
-        None
+        self.stack
+            .iter()
+            .rposition(|f| matches!(f.0, FrameKind::Prompt(t) if t == tag))
+            .map_or(0, |p| p + 1)
     }
 
-    /// Calls the escaping continuation `(target, delim)` with `v` from continuation `k`.
-    fn escape(
-        &mut self,
-        v: Value,
-        target: Option<Ref>,
-        delim: Option<Ref>,
-        k: Option<Ref>,
-        loc: &Loc,
-    ) -> Result<State, Fail> {
-        let here = self.delimiter(k);
-        // The frames to leave: from `k` to the delimiter.
-        let mut current = Vec::new();
-        let mut at = k;
-        while at != here {
-            let Some(r) = at else { break };
-            current.push(r);
-            at = self.frame(r).next;
-        }
-        let mut target = target;
-        if here != delim {
-            // Called under another `reset`: the captured frames go onto this delimiter.
-            let mut frames = Vec::new();
-            let mut at = target;
-            while at != delim {
-                let Some(r) = at else { break };
-                frames.push(r);
-                at = self.frame(r).next;
-            }
-            let mut next = here;
-            for r in frames.iter().rev() {
-                let kind = self.frame(*r).kind.clone();
-                next = self.push(kind, next, Some(loc))?;
-            }
-            target = next;
-        }
-        let current_set: HashSet<Ref> = current.iter().copied().collect();
-        // The frames to enter: from the target to the first frame shared with `k`.
-        let mut entered = Vec::new();
-        let mut at = target;
-        let mut common = here;
-        while let Some(r) = at {
-            if current_set.contains(&r) || Some(r) == here {
-                common = Some(r);
-                break;
-            }
-            entered.push(r);
-            at = self.frame(r).next;
-        }
-        let mut thunks = Vec::new();
-        for r in &current {
-            if Some(*r) == common {
-                break;
-            }
-            if let FrameKind::Wind { after, .. } = self.frame(*r).kind {
-                thunks.push(after);
-            }
-        }
-        for r in entered.iter().rev() {
-            if let FrameKind::Wind { before, .. } = self.frame(*r).kind {
-                thunks.push(before);
-            }
-        }
-        self.unwind(thunks, Then::Return(v, target), loc)
+    /// The winds among `frames`, outermost first: (id, before, after).
+    fn winds(frames: &[Frame]) -> Vec<(u64, Value, Value)> {
+        frames
+            .iter()
+            .filter_map(|f| match f.0 {
+                FrameKind::Wind { id, before, after, .. } => Some((id, before, after)),
+                _ => None,
+            })
+            .collect()
     }
 
-    fn apply(
-        &mut self,
-        f: Value,
-        args: &[Value],
-        k: Option<Ref>,
-        loc: &Loc,
-    ) -> Result<State, Fail> {
+    /// Calls an escaping continuation with `v`: the frames above the current delimiter are
+    /// replaced by a copy of `frames`, running the `after` thunks of the winds left and the
+    /// `before` thunks of the winds entered (those both share are neither).
+    fn escape(&mut self, v: Value, frames: Vec<Frame>, loc: &Loc) -> Result<State, Fail> {
+        let d = self.delimiter();
+        let left = Self::winds(&self.stack[d..]);
+        let entered = Self::winds(&frames);
+        let shared = left.iter().zip(&entered).take_while(|(a, b)| a.0 == b.0).count();
+        let mut thunks: Vec<Value> = left[shared..].iter().rev().map(|w| w.2).collect();
+        thunks.extend(entered[shared..].iter().map(|w| w.1));
+        if d + frames.len() > self.limits.frames as usize {
+            return Err(self.frame_limit(Some(loc)));
+        }
+        self.stack.truncate(d);
+        self.stack.extend(frames);
+        self.unwind(thunks, Then::Return(v), loc)
+    }
+
+    fn apply(&mut self, f: Value, args: &[Value], loc: &Loc) -> Result<State, Fail> {
         let not_proc = |i: &Self| err(format!("not a procedure: {}", i.write_string(f)), Some(loc));
         let Value::Ref(r) = f else { return Err(not_proc(self)) };
         match self.heap.get(r) {
@@ -2370,64 +2310,52 @@ impl Interp {
                     }
                 });
                 let env = self.alloc(Obj::Env(Env { vals, parent: cenv }))?;
-                Ok(State::Eval(lambda.body.clone(), Some(env), k))
+                Ok(State::Eval(lambda.body.clone(), Some(env)))
             }
             Ok(Obj::Prim(p)) => {
                 let p = *p;
                 Self::check_arity(p.name, p.arity, args.len(), loc)?;
                 match p.f {
                     PrimFn::Plain(pf) => {
-                        let v = pf(self, args).map_err(|m| prim_error(p.name, m, loc))?;
-                        Ok(State::Return(v, k))
+                        Ok(State::Return(pf(self, args).map_err(|m| prim_error(p.name, m, loc))?))
                     }
-                    PrimFn::Control(c) => self.control_prim(c, args, k, loc),
+                    PrimFn::Control(c) => self.control_prim(c, args, loc),
                 }
             }
             Ok(Obj::Cont(Cont::Composable { frames, reinstall })) => {
-                let (frames, reinstall) = (frames.clone(), *reinstall);
                 let [v] = args[..] else {
                     return Err(err(
                         format!("a continuation takes 1 argument, got {}", args.len()),
                         Some(loc),
                     ));
                 };
-                let mut next = k;
+                let (frames, reinstall) = (frames.clone(), *reinstall);
+                let extra = frames.len() + usize::from(reinstall.is_some());
+                if self.stack.len() + extra > self.limits.frames as usize {
+                    return Err(self.frame_limit(Some(loc)));
+                }
                 if let Some(tag) = reinstall {
-                    next = self.push(FrameKind::Prompt(tag), next, Some(loc))?;
+                    self.stack.push(Frame(FrameKind::Prompt(tag)));
                 }
-                let mut befores = Vec::new();
-                for r in frames.iter().rev() {
-                    let kind = self.frame(*r).kind.clone();
-                    if let FrameKind::Wind { before, .. } = &kind {
-                        befores.push(*before);
-                    }
-                    next = self.push(kind, next, Some(loc))?;
-                }
-                self.unwind(befores, Then::Return(v, next), loc)
+                // Entering them runs the `before` thunks of the winds among them, outermost first.
+                let befores: Vec<Value> = Self::winds(&frames).iter().map(|w| w.1).collect();
+                self.stack.extend(frames);
+                self.unwind(befores, Then::Return(v), loc)
             }
-            Ok(Obj::Cont(Cont::Escape { k: target, delim })) => {
-                let (target, delim) = (*target, *delim);
+            Ok(Obj::Cont(Cont::Escape { frames })) => {
+                let frames = frames.clone();
                 let v = match args {
                     [v] => *v,
                     [] => Value::Unspecified,
-                    _ => {
-                        let r = self.alloc(Obj::Values(args.to_vec()))?;
-                        Value::Ref(r)
-                    }
+                    _ => Value::Ref(self.alloc(Obj::Values(args.to_vec()))?),
                 };
-                self.escape(v, target, delim, k, loc)
+                self.escape(v, frames, loc)
             }
             _ => Err(not_proc(self)),
         }
     }
 
-    fn control_prim(
-        &mut self,
-        c: Ctl,
-        args: &[Value],
-        k: Option<Ref>,
-        loc: &Loc,
-    ) -> Result<State, Fail> {
+    fn control_prim(&mut self, c: Ctl, args: &[Value], loc: &Loc) -> Result<State, Fail> {
         match c {
             Ctl::Apply => {
                 let mut spread = args[1..args.len() - 1].to_vec();
@@ -2439,23 +2367,22 @@ impl Interp {
                 if l != Value::Nil {
                     return Err(err("apply: its last argument must be a list", Some(loc)));
                 }
-                self.apply(args[0], &spread, k, loc)
+                self.apply(args[0], &spread, loc)
             }
             Ctl::CallCc => {
-                let delim = self.delimiter(k);
-                let cont = self.alloc(Obj::Cont(Cont::Escape { k, delim }))?;
-                self.apply(args[0], &[Value::Ref(cont)], k, loc)
+                let frames = self.stack[self.delimiter()..].to_vec();
+                let cont = self.alloc(Obj::Cont(Cont::Escape { frames }))?;
+                self.apply(args[0], &[Value::Ref(cont)], loc)
             }
             Ctl::DynamicWind => {
                 let (before, thunk, after) = (args[0], args[1], args[2]);
-                let k = self.push(
+                self.push(
                     FrameKind::WindEnter { thunk, before, after, loc: loc.clone() },
-                    k,
                     Some(loc),
                 )?;
-                self.apply(before, &[], k, loc)
+                self.apply(before, &[], loc)
             }
-            Ctl::Raise => self.raise(args[0], k, loc),
+            Ctl::Raise => self.raise(args[0], loc),
             Ctl::Error => {
                 let msg = match args[0] {
                     Value::Ref(m) if matches!(self.heap.get(m), Ok(Obj::Str(_))) => Value::Ref(m),
@@ -2466,7 +2393,7 @@ impl Interp {
                     irritants = Value::Ref(self.alloc(Obj::Pair(*v, irritants))?);
                 }
                 let c = self.alloc(Obj::Condition(msg, irritants))?;
-                self.raise(Value::Ref(c), k, loc)
+                self.raise(Value::Ref(c), loc)
             }
             Ctl::Exit => {
                 let code = match args.first() {

@@ -113,8 +113,6 @@ pub enum Obj {
     Prim(super::eval::Prim),
     /// The variables of one call.
     Env(super::eval::Env),
-    /// A continuation frame.
-    Frame(super::eval::Frame),
     /// A captured continuation (a procedure).
     Cont(super::eval::Cont),
     /// An error object (from `error`, or a builtin's error caught by `guard`): the message
@@ -164,7 +162,6 @@ impl Obj {
             Obj::Str(_) | Obj::Prim(_) => {}
             Obj::Closure(c) => c.trace(&mut f),
             Obj::Env(e) => e.trace(&mut f),
-            Obj::Frame(fr) => fr.trace(&mut f),
             Obj::Cont(k) => k.trace(&mut f),
         }
     }
@@ -180,12 +177,7 @@ impl Obj {
             Obj::Table(t) => t.len * 2 * std::mem::size_of::<Value>(),
             Obj::Env(e) => e.capacity_bytes(),
             Obj::Cont(k) => k.capacity_bytes(),
-            Obj::Pair(..)
-            | Obj::Box(_)
-            | Obj::Closure(_)
-            | Obj::Prim(_)
-            | Obj::Frame(_)
-            | Obj::Condition(..) => 0,
+            Obj::Pair(..) | Obj::Box(_) | Obj::Closure(_) | Obj::Prim(_) | Obj::Condition(..) => 0,
         };
         std::mem::size_of::<Cell>() + own
     }
@@ -514,7 +506,6 @@ fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool
                     }
                     Ok(Obj::Cont(_)) => out.push_str("#<continuation>"),
                     Ok(Obj::Env(_)) => out.push_str("#<environment>"),
-                    Ok(Obj::Frame(_)) => out.push_str("#<frame>"),
                     Ok(Obj::Condition(msg, irritants)) => {
                         out.push_str("#<error ");
                         stack.push(Step::Text(">"));
