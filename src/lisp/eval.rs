@@ -1,5 +1,5 @@
-//! The evaluator: a compiler to an expression tree, and a CEK machine whose continuation
-//! frames are heap objects.
+//! The evaluator: a compiler to an expression tree, and a CEK machine whose continuation is
+//! data (a stack of frames), never the host stack.
 //!
 //! # Compilation
 //!
