@@ -1,27 +1,60 @@
 //! The OmniLisp language tests: each `tests/lisp/NAME.olisp` runs in a fresh interpreter, and
 //! what it prints (then `error: ...` if it stops on an error) must equal `NAME.out` beside it.
 //! `OMNI_BLESS=1 cargo test --test lisp` rewrites the `.out` files from what the programs print.
+//!
+//! A program runs under a frame limit of 200,000 unless its leading comment lines say
+//! otherwise with a header such as `; limits: fuel=10000 frames=64 heap=50000` (any subset of
+//! the three; `fuel` is machine steps, `frames` continuation frames, `heap` live heap objects).
 
-use omni::lisp::Interp;
+use omni::lisp::{Interp, Limits};
 use std::path::Path;
+
+/// The limits a program asks for in a `; limits: ...` line among its leading comment lines.
+fn limits_of(src: &str, name: &str) -> Limits {
+    let mut limits = Limits { frames: 200_000, ..Limits::default() };
+    let header = src
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.starts_with(';') || l.is_empty())
+        .find_map(|l| l.trim_start_matches(';').trim().strip_prefix("limits:"));
+    for setting in header.into_iter().flat_map(str::split_whitespace) {
+        let (key, value) = setting
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{name}: a limit is `key=number`, got `{setting}`"));
+        let n: u32 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: `{setting}`: the limit must be a number"));
+        match key {
+            "fuel" => limits.fuel = Some(n.into()),
+            "frames" => limits.frames = n,
+            "heap" => limits.heap_objects = n as usize,
+            _ => panic!("{name}: unknown limit `{key}` (known: fuel, frames, heap)"),
+        }
+    }
+    limits
+}
 
 fn run(path: &Path) -> String {
     let src = std::fs::read_to_string(path).unwrap();
     let name = path.file_name().unwrap().to_string_lossy();
-    let limits = omni::lisp::Limits { frames: 200_000, ..Default::default() };
-    let mut interp = if name == "frame_limit.olisp" {
-        Interp::with_limits(omni::lisp::Limits { frames: 10_000, ..limits })
-    } else if name == "tail_loop.olisp" {
-        Interp::with_limits(omni::lisp::Limits { frames: 64, ..limits })
-    } else {
-        Interp::with_limits(limits)
-    };
+    let mut interp = Interp::with_limits(limits_of(&src, &name));
     let r = interp.eval_str(&src, &name);
     let mut out = interp.take_output();
     if let Err(e) = r {
         out.push_str(&format!("error: {e}\n"));
     }
     out
+}
+
+#[test]
+fn limits_headers_are_read() {
+    let l = limits_of("; what it checks\n; limits: fuel=10 heap=20\n(display 1)\n", "t");
+    assert_eq!((l.fuel, l.frames, l.heap_objects), (Some(10), 200_000, 20));
+    let l = limits_of("; limits: frames=64\n", "t");
+    assert_eq!((l.fuel, l.frames, l.heap_objects), (None, 64, usize::MAX));
+    // Only the leading comment lines count.
+    let l = limits_of("(display 1)\n; limits: frames=64\n", "t");
+    assert_eq!(l.frames, 200_000);
 }
 
 #[test]
@@ -67,7 +100,6 @@ fn every_program_prints_what_its_out_file_says() {
 
 #[test]
 fn limits_give_lisp_errors() {
-    use omni::lisp::Limits;
     // Tail calls push no frame: 10^5 iterations under a limit of 64 frames.
     let mut i = Interp::with_limits(Limits { frames: 64, ..Limits::default() });
     let src = "(let loop ((i 0)) (if (= i 100000) 'done (loop (+ i 1))))";
@@ -115,7 +147,6 @@ fn deeply_nested_code_is_an_error_not_a_crash() {
 
 #[test]
 fn any_limits_make_an_interpreter_and_errors_instead_of_panics() {
-    use omni::lisp::Limits;
     for limits in [
         Limits { frames: 0, ..Limits::default() },
         Limits { heap_objects: 0, ..Limits::default() },

@@ -1833,10 +1833,31 @@ impl Interp {
         }
     }
 
+    /// An error from an operand evaluated in place: the call it is an operand of was in
+    /// progress, though it has no frame.
+    #[cold]
+    fn in_call(mut e: Fail, loc: &Loc) -> Fail {
+        if e.at.is_none() {
+            e.at = Some(loc.clone());
+        } else {
+            e.backtrace.push((loc.clone(), 1));
+        }
+        e
+    }
+
+    /// Adds the calls in progress to `e`'s backtrace, after those noted on its way out.
     #[cold]
     fn with_backtrace(&self, mut e: Fail) -> Fail {
-        if e.backtrace.is_empty() && !matches!(e.kind, ErrorKind::Exit(_)) {
-            e.backtrace = self.backtrace();
+        if matches!(e.kind, ErrorKind::Exit(_)) {
+            return e;
+        }
+        for (l, n) in self.backtrace() {
+            let full = e.backtrace.len() >= 20;
+            match e.backtrace.last_mut() {
+                Some((last, m)) if *last == l => *m += n,
+                _ if full => break,
+                _ => e.backtrace.push((l, n)),
+            }
         }
         e
     }
@@ -1953,7 +1974,7 @@ impl Interp {
     ) -> Result<State, Fail> {
         while done.len() < exprs.len() {
             let e = &exprs[done.len()];
-            match self.inline(e, env)? {
+            match self.inline(e, env).map_err(|e| Self::in_call(e, loc))? {
                 Some(v) => done.push(v),
                 None => {
                     let e = e.clone();
@@ -1965,7 +1986,13 @@ impl Interp {
                 }
             }
         }
-        let r = self.apply(done[0], &done[1..], loc);
+        let r = self.apply(done[0], &done[1..], loc).map_err(|mut e| {
+            // An allocation refused by the heap limit says where it happened.
+            if e.at.is_none() {
+                e.at = Some(loc.clone());
+            }
+            e
+        });
         // Keep the vector for another call's operands.
         if self.arg_pool.len() < 64 {
             done.clear();
@@ -2414,6 +2441,10 @@ impl Interp {
 /// compiler calls, whose messages name the procedure the program called.
 #[cold]
 fn prim_error(name: &str, message: String, loc: &Loc) -> Fail {
+    if message.starts_with("heap limit reached") {
+        // The heap refused a builtin's allocation: a limit, which no guard may catch.
+        return limit_err(format!("{name}: {message}"), Some(loc));
+    }
     if name.starts_with('%') {
         err(message, Some(loc))
     } else {

@@ -307,10 +307,13 @@ impl Heap {
     }
 
     /// Whether enough was allocated since the last collection to make one worth its cost (as
-    /// many objects as survived it, and at least a few thousand), or the limit is near.
+    /// many objects as survived it, and at least a few thousand), or the limit is near: within
+    /// an eighth of it, since one step of the evaluator may allocate several objects before the
+    /// next chance to collect.
     pub fn should_collect(&self) -> bool {
+        let headroom = (self.limit / 8).max(16);
         self.since_collect >= self.survivors.max(MIN_INTERVAL)
-            || self.cells.len() >= self.limit.saturating_sub(1)
+            || (self.since_collect > 0 && self.cells.len() + headroom >= self.limit)
     }
 
     /// Frees every object not reachable from `roots`. Returns how many were freed.
