@@ -578,6 +578,8 @@ pub struct Interp {
     stack: Vec<Frame>,
     /// The last `dynamic-wind` id given out.
     wind_ids: u64,
+    /// Whether the prelude is being compiled.
+    loading_prelude: bool,
 }
 
 /// How deeply expressions (not quoted data) may nest.
@@ -713,9 +715,11 @@ impl Interp {
             arg_pool: Vec::new(),
             stack: Vec::new(),
             wind_ids: 0,
+            loading_prelude: true,
         };
         super::builtins::install(&mut interp);
         interp.eval_str(super::builtins::PRELUDE, "prelude").expect("the prelude evaluates");
+        interp.loading_prelude = false;
         interp.steps = 0;
         interp.limits = limits;
         interp.heap.set_limit(limits.heap_objects);
@@ -1191,7 +1195,16 @@ impl Interp {
         let items = match d.kind() {
             DatumKind::Symbol(s) => {
                 let s = self.syms.intern(s);
-                return Ok(Rc::new(self.resolve(s, loc)));
+                let var = self.resolve(s, loc);
+                // The prelude's procedures use the builtins as they were when it loaded, so a
+                // program that defines its own `reverse` does not change what `map` does.
+                if let (true, Expr::Global(g, _)) = (self.loading_prelude, &var) {
+                    let v = self.globals[*g as usize];
+                    if v != Value::Undefined {
+                        return Ok(Rc::new(Expr::Const(v)));
+                    }
+                }
+                return Ok(Rc::new(var));
             }
             DatumKind::List(items, None) if !items.is_empty() => items,
             DatumKind::List(_, Some(_)) => {
@@ -1642,6 +1655,19 @@ impl Interp {
 
     fn quasi_inner(&mut self, d: &Datum, depth: u32, file: &Rc<str>) -> Result<Rc<Expr>, Fail> {
         let loc = Self::loc(file, d);
+        if let DatumKind::Vector(items) = d.kind() {
+            // `#(a ,b): the items as a quasiquoted list, made a vector.
+            let as_list = Datum::new(
+                DatumKind::List(items.iter().map(syntax::copy).collect(), None),
+                d.span(),
+            );
+            let l = self.quasi(&as_list, depth, file)?;
+            if let Expr::Const(_) = &*l {
+                return Ok(Rc::new(Expr::Const(self.datum_value(d)?)));
+            }
+            let to_vector = self.global_const("list->vector");
+            return Ok(Self::make_call(vec![to_vector, l], loc));
+        }
         let DatumKind::List(items, tail) = d.kind() else {
             return Ok(Rc::new(Expr::Const(self.datum_value(d)?)));
         };
@@ -1656,6 +1682,10 @@ impl Interp {
             }
             if h == Some(self.s.quasiquote) {
                 return self.quasi_pair(self.s.quasiquote, x, depth + 1, file, &loc);
+            }
+            // An inner ,@ belongs to an inner quasiquote: one level less, kept as data.
+            if h == Some(self.s.unquote_splicing) && depth > 1 {
+                return self.quasi_pair(self.s.unquote_splicing, x, depth - 1, file, &loc);
             }
         }
         let (cons, append) = (self.global_const("cons"), self.global_const("append"));
