@@ -1,6 +1,7 @@
 //! The OmniLisp language tests: each `tests/lisp/NAME.olisp` runs in a fresh interpreter, and
 //! what it prints (then `error: ...` if it stops on an error) must equal `NAME.out` beside it.
-//! `OMNI_BLESS=1 cargo test --test lisp` rewrites the `.out` files from what the programs print.
+//! `OMNI_BLESS=1 cargo test --test lisp` rewrites the `.out` files that differ from what the
+//! programs print, naming each, so the change can be read in `git diff` before it is kept.
 //!
 //! A program runs under a frame limit of 200,000 unless its leading comment lines say
 //! otherwise with a header such as `; limits: fuel=10000 frames=64 heap=50000` (any subset of
@@ -67,24 +68,38 @@ fn every_program_prints_what_its_out_file_says() {
         .collect();
     paths.sort();
     let bless = std::env::var_os("OMNI_BLESS").is_some();
+    // The programs run on as many threads as there are cores, each thread with a small stack:
+    // no program may need the host stack to grow with its recursion.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let outputs: Vec<std::sync::Mutex<Option<String>>> =
+        paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            std::thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn_scoped(s, || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(p) = paths.get(i) else { break };
+                        *outputs[i].lock().unwrap() = Some(run(p));
+                    }
+                })
+                .unwrap();
+        }
+    });
     let mut failed = Vec::new();
-    for p in &paths {
-        // Each program on a thread of its own with a small stack: no program may need the host
-        // stack to grow with its recursion.
-        let p2 = p.clone();
-        let got = std::thread::Builder::new()
-            .stack_size(1 << 20)
-            .spawn(move || run(&p2))
-            .unwrap()
-            .join()
-            .unwrap();
+    for (p, got) in paths.iter().zip(outputs) {
+        let got = got.into_inner().unwrap().expect("every program ran");
         let want_path = p.with_extension("out");
-        if bless {
-            std::fs::write(&want_path, &got).unwrap();
+        let want = std::fs::read_to_string(&want_path).unwrap_or_default();
+        if got == want {
             continue;
         }
-        let want = std::fs::read_to_string(&want_path).unwrap_or_default();
-        if got != want {
+        if bless {
+            eprintln!("blessed {}", want_path.display());
+            std::fs::write(&want_path, &got).unwrap();
+        } else {
             failed.push(format!("{}:\n--- want\n{want}--- got\n{got}", p.display()));
         }
     }
