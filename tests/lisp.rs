@@ -78,12 +78,10 @@ fn every_program_prints_what_its_out_file_says() {
         for _ in 0..workers {
             std::thread::Builder::new()
                 .stack_size(1 << 20)
-                .spawn_scoped(s, || {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(p) = paths.get(i) else { break };
-                        *outputs[i].lock().unwrap() = Some(run(p));
-                    }
+                .spawn_scoped(s, || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(p) = paths.get(i) else { break };
+                    *outputs[i].lock().unwrap() = Some(run(p));
                 })
                 .unwrap();
         }
