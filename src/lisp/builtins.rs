@@ -1,28 +1,52 @@
 //! Builtin procedures, and the prelude: the procedures written in OmniLisp itself.
 
 use super::eval::{eqv, truthy, Ctl, Interp};
-use super::heap::{Obj, Table, Value};
+use super::heap::{Obj, Ref, Table, Value};
+use std::collections::HashSet;
 
 /// Procedures written in Lisp, evaluated when an interpreter starts.
 pub(crate) const PRELUDE: &str = r#"
+(define (%no-cycle who l)
+  (if (%circular? l) (error (string-append who ": expects a proper list, got a circular one"))))
+(define (%not-all-cycles who ls)
+  (if (%all-circular? ls) (error (string-append who ": expects a finite list among its lists"))))
+(define (%all-circular? ls) (or (null? ls) (and (%circular? (car ls)) (%all-circular? (cdr ls)))))
 (define (map f l . more)
   (if (null? more)
-      (let loop ((l l) (acc '()))
-        (if (null? l) (reverse acc) (loop (cdr l) (cons (f (car l)) acc))))
-      (let loop ((ls (cons l more)) (acc '()))
-        (if (any-null? ls)
-            (reverse acc)
-            (loop (map cdr ls) (cons (apply f (map car ls)) acc))))))
+      (begin
+        (%no-cycle "map" l)
+        (let loop ((l l) (acc '()))
+          (if (null? l) (reverse acc) (loop (cdr l) (cons (f (car l)) acc)))))
+      (begin
+        (%not-all-cycles "map" (cons l more))
+        (let loop ((ls (cons l more)) (acc '()))
+          (if (any-null? ls)
+              (reverse acc)
+              (loop (map cdr ls) (cons (apply f (map car ls)) acc)))))))
 (define (any-null? ls) (if (null? ls) #f (if (null? (car ls)) #t (any-null? (cdr ls)))))
-(define (for-each f l)
-  (let loop ((l l)) (if (null? l) (if #f #f) (begin (f (car l)) (loop (cdr l))))))
+(define (for-each f l . more)
+  (if (null? more)
+      (begin
+        (%no-cycle "for-each" l)
+        (let loop ((l l)) (if (null? l) (if #f #f) (begin (f (car l)) (loop (cdr l))))))
+      (begin
+        (%not-all-cycles "for-each" (cons l more))
+        (let loop ((ls (cons l more)))
+          (if (any-null? ls)
+              (if #f #f)
+              (begin (apply f (map car ls)) (loop (map cdr ls))))))))
 (define (filter keep? l)
+  (%no-cycle "filter" l)
   (let loop ((l l) (acc '()))
     (cond ((null? l) (reverse acc))
           ((keep? (car l)) (loop (cdr l) (cons (car l) acc)))
           (else (loop (cdr l) acc)))))
-(define (fold f acc l) (if (null? l) acc (fold f (f (car l) acc) (cdr l))))
-(define (fold-left f acc l) (if (null? l) acc (fold-left f (f acc (car l)) (cdr l))))
+(define (fold f acc l)
+  (%no-cycle "fold" l)
+  (let loop ((acc acc) (l l)) (if (null? l) acc (loop (f (car l) acc) (cdr l)))))
+(define (fold-left f acc l)
+  (%no-cycle "fold-left" l)
+  (let loop ((acc acc) (l l)) (if (null? l) acc (loop (f acc (car l)) (cdr l)))))
 (define (fold-right f acc l) (fold f acc (reverse l)))
 (define (assoc k al) (cond ((null? al) #f) ((equal? k (car (car al))) (car al)) (else (assoc k (cdr al)))))
 (define (assq k al) (cond ((null? al) #f) ((eq? k (car (car al))) (car al)) (else (assq k (cdr al)))))
@@ -46,6 +70,9 @@ pub(crate) const PRELUDE: &str = r#"
 (define (vector-map f v) (list->vector (map f (vector->list v))))
 (define (vector-for-each f v) (for-each f (vector->list v)))
 (define (sort l less?)
+  (%no-cycle "sort" l)
+  (%sort l less?))
+(define (%sort l less?)
   (define (merge a b)
     (let loop ((a a) (b b) (acc '()))
       (cond ((null? a) (append (reverse acc) b))
@@ -56,7 +83,11 @@ pub(crate) const PRELUDE: &str = r#"
   (if (or (null? l) (null? (cdr l)))
       l
       (let ((halves (split l '() '())))
-        (merge (sort (car halves) less?) (sort (cdr halves) less?)))))
+        (merge (%sort (car halves) less?) (%sort (cdr halves) less?)))))
+(define (atom-swap! a f)
+  (let loop ()
+    (let* ((old (atom-deref a)) (new (f old)))
+      (if (atom-cas! a old new) new (loop)))))
 (define %missing (list 'missing))
 (define (hash-table-ref t k . fail)
   (let ((v (hash-table-ref/default t k %missing)))
@@ -115,34 +146,85 @@ fn overflow() -> String {
     "integer overflow (integers are 64-bit)".into()
 }
 
+/// How integer `i` compares with float `x`, exactly (`None` when `x` is NaN): converting `i`
+/// to a float could round it, so the comparison is done on integers where it matters.
+fn cmp_int_float(i: i64, x: f64) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if x.is_nan() {
+        return None;
+    }
+    if x >= TWO_63 {
+        return Some(Ordering::Less);
+    }
+    if x < -TWO_63 {
+        return Some(Ordering::Greater);
+    }
+    // Here -2^63 <= x < 2^63: its integer part is an i64, exactly.
+    let t = x.trunc();
+    Some(i.cmp(&(t as i64)).then_with(|| {
+        let frac = x - t;
+        if frac > 0.0 {
+            Ordering::Less
+        } else if frac < 0.0 {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        }
+    }))
+}
+
+/// How two numbers compare, exactly (`None` when one is NaN).
+fn cmp_num(a: Value, b: Value) -> Result<Option<std::cmp::Ordering>, String> {
+    Ok(match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(&y)),
+        (Value::Int(x), Value::Float(y)) => cmp_int_float(x, y),
+        (Value::Float(x), Value::Int(y)) => cmp_int_float(y, x).map(std::cmp::Ordering::reverse),
+        (x, y) => num(x)?.partial_cmp(&num(y)?),
+    })
+}
+
 #[inline]
 fn compare(
     args: &[Value],
-    ok: fn(f64, f64) -> bool,
+    ok: fn(std::cmp::Ordering) -> bool,
     oki: fn(i64, i64) -> bool,
 ) -> Result<Value, String> {
     if let [Value::Int(a), Value::Int(b)] = *args {
         return Ok(Value::Bool(oki(a, b)));
     }
+    // Every argument must be a number, even after the answer is known.
+    for v in args {
+        num(*v)?;
+    }
     for w in args.windows(2) {
-        let holds = match (w[0], w[1]) {
-            (Value::Int(a), Value::Int(b)) => oki(a, b),
-            (a, b) => ok(num(a)?, num(b)?),
-        };
-        if !holds {
+        if !cmp_num(w[0], w[1])?.is_some_and(ok) {
             return Ok(Value::Bool(false));
         }
     }
     Ok(Value::Bool(true))
 }
 
+/// `equal?`: structural equality, terminating on cyclic data. It compares coinductively: two
+/// objects whose comparison is already under way count as equal there (any difference shows
+/// elsewhere). A plain walk first; past as many steps as there are live objects (more than any
+/// comparison of acyclic, unshared data takes), it keeps the pairs of objects compared so far
+/// and compares each pair once, so shared or cyclic data is compared in time bounded by the
+/// pairs of objects reachable.
 fn equal(i: &Interp, a: Value, b: Value) -> bool {
+    let plain_steps = i.heap.live();
+    let mut steps = 0usize;
+    let mut seen: Option<HashSet<(Ref, Ref)>> = None;
     let mut stack = vec![(a, b)];
     while let Some((a, b)) = stack.pop() {
         if eqv(&i.heap, a, b) {
             continue;
         }
         let (Value::Ref(ra), Value::Ref(rb)) = (a, b) else { return false };
+        steps += 1;
+        if steps > plain_steps && !seen.get_or_insert_with(HashSet::new).insert((ra, rb)) {
+            continue;
+        }
         match (i.heap.get(ra), i.heap.get(rb)) {
             (Ok(Obj::Pair(a1, d1)), Ok(Obj::Pair(a2, d2))) => {
                 stack.push((*d1, *d2));
@@ -177,15 +259,43 @@ fn list_from(
     Ok(l)
 }
 
-fn list_items(i: &Interp, mut l: Value) -> Result<Vec<Value>, String> {
-    let mut out = Vec::new();
+/// Why a value is not a proper list.
+enum NotList {
+    Improper,
+    Circular,
+}
+
+impl From<NotList> for String {
+    fn from(e: NotList) -> String {
+        match e {
+            NotList::Improper => "expects a proper list".into(),
+            NotList::Circular => "expects a proper list, got a circular one".into(),
+        }
+    }
+}
+
+/// Hands each item of list `l` to `f`. A proper list has no more pairs than the heap has live
+/// objects, so a list that goes on past that is circular: an error, not a loop.
+fn walk_list(i: &Interp, mut l: Value, mut f: impl FnMut(Value)) -> Result<usize, NotList> {
+    let most = i.heap.live();
+    let mut n = 0usize;
     while let Some((a, d)) = i.heap.pair(l) {
-        out.push(a);
+        if n >= most {
+            return Err(NotList::Circular);
+        }
+        f(a);
+        n += 1;
         l = d;
     }
     if l != Value::Nil {
-        return Err("expects a proper list".into());
+        return Err(NotList::Improper);
     }
+    Ok(n)
+}
+
+fn list_items(i: &Interp, l: Value) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    walk_list(i, l, |v| out.push(v))?;
     Ok(out)
 }
 
@@ -203,23 +313,15 @@ pub(crate) fn install(i: &mut Interp) {
         if let [Value::Int(x), Value::Int(y)] = *a {
             return x.checked_sub(y).map(Value::Int).ok_or_else(overflow);
         }
-        if a.len() == 1 {
-            return arith(&[Value::Int(0), a[0]], 0, i64::checked_add, |x, y| x + y).and_then(
-                |_| match a[0] {
-                    Value::Int(n) => {
-                        n.checked_neg().map(Value::Int).ok_or("integer overflow".into())
-                    }
-                    v => Ok(Value::Float(-num(v)?)),
-                },
-            );
-        }
-        let first = arith(&a[..1], 0, i64::checked_add, |x, y| x + y)?;
-        let rest = arith(&a[1..], 0, i64::checked_add, |x, y| x + y)?;
-        match (first, rest) {
-            (Value::Int(x), Value::Int(y)) => {
-                x.checked_sub(y).map(Value::Int).ok_or("integer overflow".into())
-            }
-            (x, y) => Ok(Value::Float(num(x)? - num(y)?)),
+        match *a {
+            [Value::Int(n)] => n.checked_neg().map(Value::Int).ok_or_else(overflow),
+            [v] => Ok(Value::Float(-num(v)?)),
+            // Left to right: an error only when a partial difference overflows.
+            _ if all_ints(a) => a[1..]
+                .iter()
+                .try_fold(int(a[0])?, |acc, v| acc.checked_sub(int(*v)?).ok_or_else(overflow))
+                .map(Value::Int),
+            _ => a[1..].iter().try_fold(num(a[0])?, |acc, v| Ok(acc - num(*v)?)).map(Value::Float),
         }
     });
     i.def_prim("/", (1, ANY), |_, a| {
@@ -237,22 +339,35 @@ pub(crate) fn install(i: &mut Interp) {
         Ok(Value::Float(acc))
     });
     i.def_prim("quotient", (2, Some(2)), |_, a| {
-        int(a[0])?.checked_div(int(a[1])?).map(Value::Int).ok_or("division by zero".into())
+        let (x, y) = (int(a[0])?, int(a[1])?);
+        if y == 0 {
+            return Err("division by zero".into());
+        }
+        // Only i64::MIN / -1 overflows.
+        x.checked_div(y).map(Value::Int).ok_or_else(overflow)
     });
     i.def_prim("remainder", (2, Some(2)), |_, a| {
-        int(a[0])?.checked_rem(int(a[1])?).map(Value::Int).ok_or("division by zero".into())
+        let (x, y) = (int(a[0])?, int(a[1])?);
+        if y == 0 {
+            return Err("division by zero".into());
+        }
+        // i64::MIN % -1 overflows in the machine, but the remainder is 0.
+        Ok(Value::Int(x.checked_rem(y).unwrap_or(0)))
     });
     i.def_prim("modulo", (2, Some(2)), |_, a| {
         let (x, y) = (int(a[0])?, int(a[1])?);
-        x.checked_rem_euclid(y)
-            .map(|r| Value::Int(if y < 0 && r != 0 { r + y } else { r }))
-            .ok_or("division by zero".into())
+        if y == 0 {
+            return Err("division by zero".into());
+        }
+        let r = x.checked_rem(y).unwrap_or(0);
+        // The sign of the divisor.
+        Ok(Value::Int(if r != 0 && (r < 0) != (y < 0) { r + y } else { r }))
     });
-    i.def_prim("=", (1, ANY), |_, a| compare(a, |x, y| x == y, |x, y| x == y));
-    i.def_prim("<", (1, ANY), |_, a| compare(a, |x, y| x < y, |x, y| x < y));
-    i.def_prim(">", (1, ANY), |_, a| compare(a, |x, y| x > y, |x, y| x > y));
-    i.def_prim("<=", (1, ANY), |_, a| compare(a, |x, y| x <= y, |x, y| x <= y));
-    i.def_prim(">=", (1, ANY), |_, a| compare(a, |x, y| x >= y, |x, y| x >= y));
+    i.def_prim("=", (1, ANY), |_, a| compare(a, |o| o.is_eq(), |x, y| x == y));
+    i.def_prim("<", (1, ANY), |_, a| compare(a, |o| o.is_lt(), |x, y| x < y));
+    i.def_prim(">", (1, ANY), |_, a| compare(a, |o| o.is_gt(), |x, y| x > y));
+    i.def_prim("<=", (1, ANY), |_, a| compare(a, |o| o.is_le(), |x, y| x <= y));
+    i.def_prim(">=", (1, ANY), |_, a| compare(a, |o| o.is_ge(), |x, y| x >= y));
     i.def_prim("not", (1, Some(1)), |_, a| Ok(Value::Bool(!truthy(a[0]))));
     i.def_prim("eq?", (2, Some(2)), |i, a| Ok(Value::Bool(eqv(&i.heap, a[0], a[1]))));
     i.def_prim("eqv?", (2, Some(2)), |i, a| Ok(Value::Bool(eqv(&i.heap, a[0], a[1]))));
@@ -262,7 +377,14 @@ pub(crate) fn install(i: &mut Interp) {
     i.def_prim("number?", (1, Some(1)), |_, a| {
         Ok(Value::Bool(matches!(a[0], Value::Int(_) | Value::Float(_))))
     });
-    i.def_prim("integer?", (1, Some(1)), |_, a| Ok(Value::Bool(matches!(a[0], Value::Int(_)))));
+    // An integral float is an integer (an inexact one); infinities and NaN are not.
+    i.def_prim("integer?", (1, Some(1)), |_, a| {
+        Ok(Value::Bool(match a[0] {
+            Value::Int(_) => true,
+            Value::Float(x) => x.is_finite() && x.fract() == 0.0,
+            _ => false,
+        }))
+    });
     i.def_prim("symbol?", (1, Some(1)), |_, a| Ok(Value::Bool(matches!(a[0], Value::Sym(_)))));
     i.def_prim("boolean?", (1, Some(1)), |_, a| Ok(Value::Bool(matches!(a[0], Value::Bool(_)))));
     i.def_prim("string?", (1, Some(1)), |i, a| {
@@ -278,9 +400,7 @@ pub(crate) fn install(i: &mut Interp) {
     i.def_prim("set-car!", (2, Some(2)), |i, a| set_pair(i, a, true));
     i.def_prim("set-cdr!", (2, Some(2)), |i, a| set_pair(i, a, false));
     i.def_prim("list", (0, ANY), |i, a| list_from(i, a.iter().copied()));
-    i.def_prim("length", (1, Some(1)), |i, a| {
-        list_items(i, a[0]).map(|l| Value::Int(l.len() as i64))
-    });
+    i.def_prim("length", (1, Some(1)), |i, a| Ok(Value::Int(walk_list(i, a[0], |_| {})? as i64)));
     i.def_prim("reverse", (1, Some(1)), |i, a| {
         let items = list_items(i, a[0])?;
         list_from(i, items.into_iter().rev())
@@ -314,9 +434,16 @@ pub(crate) fn install(i: &mut Interp) {
         Ok(Value::Int(string(i, a[0])?.chars().count() as i64))
     });
     i.def_prim("string-append", (0, ANY), |i, a| {
-        let mut out = String::new();
+        // The size first, so a string too big is refused before it is built.
+        let mut bytes = 0usize;
         for v in a {
-            out.push_str(&string(i, *v)?);
+            let len = with_str(i, *v, str::len)?;
+            bytes = bytes.saturating_add(len);
+        }
+        string_room(i, bytes)?;
+        let mut out = String::with_capacity(bytes);
+        for v in a {
+            with_str(i, *v, |s| out.push_str(s))?;
         }
         new_string(i, out)
     });
@@ -365,13 +492,12 @@ pub(crate) fn install(i: &mut Interp) {
         new_string(i, s)
     });
     i.def_prim("string->number", (1, Some(1)), |i, a| {
+        // The whole string must be one number as the reader writes it: no spaces, no
+        // comments (an integer out of range is not a number here either).
         let s = string(i, a[0])?;
-        Ok(match super::read_all(s.as_bytes(), "string->number").ok().as_deref() {
-            Some([d]) => match d.kind() {
-                super::DatumKind::Int(n) => Value::Int(*n),
-                super::DatumKind::Float(x) => Value::Float(*x),
-                _ => Value::Bool(false),
-            },
+        Ok(match super::reader::number(&s) {
+            Some(Ok(super::DatumKind::Int(n))) => Value::Int(n),
+            Some(Ok(super::DatumKind::Float(x))) => Value::Float(x),
             _ => Value::Bool(false),
         })
     });
@@ -412,11 +538,11 @@ pub(crate) fn install(i: &mut Interp) {
             .ok_or_else(|| "not a Unicode scalar value".into())
     });
     i.def_prim("char-upcase", (1, Some(1)), |_, a| match a[0] {
-        Value::Char(c) => Ok(Value::Char(c.to_uppercase().next().unwrap_or(c))),
+        Value::Char(c) => Ok(Value::Char(single(c.to_uppercase()).unwrap_or(c))),
         _ => Err("expects a character".into()),
     });
     i.def_prim("char-downcase", (1, Some(1)), |_, a| match a[0] {
-        Value::Char(c) => Ok(Value::Char(c.to_lowercase().next().unwrap_or(c))),
+        Value::Char(c) => Ok(Value::Char(single(c.to_lowercase()).unwrap_or(c))),
         _ => Err("expects a character".into()),
     });
     i.def_prim("gensym", (0, Some(1)), |i, a| {
@@ -438,11 +564,29 @@ pub(crate) fn install(i: &mut Interp) {
     // Vectors.
     i.def_prim("make-vector", (1, Some(2)), |i, a| {
         let n = usize::try_from(int(a[0])?).map_err(|_| "expects a length >= 0")?;
-        if n > 1 << 24 {
-            return Err(format!("a vector of {n} items is over the limit of {}", 1 << 24));
+        if n > MAX_VECTOR {
+            return Err(format!("a vector of {n} items is over the limit of {MAX_VECTOR}"));
         }
+        room_for(i, n * std::mem::size_of::<Value>(), || format!("a vector of {n} items"))?;
         let fill = a.get(1).copied().unwrap_or(Value::Int(0));
-        i.heap.alloc(Obj::Vector(vec![fill; n])).map(Value::Ref).map_err(|e| e.to_string())
+        let mut items = Vec::new();
+        items.try_reserve_exact(n).map_err(|_| format!("no memory for a vector of {n} items"))?;
+        items.resize(n, fill);
+        i.heap.alloc(Obj::Vector(items)).map(Value::Ref).map_err(|e| e.to_string())
+    });
+    i.def_prim("make-string", (1, Some(2)), |i, a| {
+        let n = usize::try_from(int(a[0])?).map_err(|_| "expects a length >= 0")?;
+        let c = match a.get(1) {
+            Some(v) => chr(*v)?,
+            None => ' ',
+        };
+        let bytes = n.saturating_mul(c.len_utf8());
+        string_room(i, bytes)?;
+        let mut s = String::new();
+        s.try_reserve_exact(bytes)
+            .map_err(|_| format!("no memory for a string of {bytes} bytes"))?;
+        s.extend(std::iter::repeat_n(c, n));
+        new_string(i, s)
     });
     i.def_prim("vector-length", (1, Some(1)), |i, a| {
         with_vector(i, a[0], |v| Ok(Value::Int(v.len() as i64)))
@@ -503,6 +647,36 @@ fn string(i: &Interp, v: Value) -> Result<String, String> {
             _ => Err(format!("expects a string, got {}", i.write_string(v))),
         },
         _ => Err(format!("expects a string, got {}", i.write_string(v))),
+    }
+}
+
+/// The most items `make-vector` makes (256 MiB of items), heap limit or none.
+const MAX_VECTOR: usize = 1 << 24;
+
+/// The most bytes `make-string` and `string-append` make (256 MiB), heap limit or none.
+const MAX_STRING: usize = 1 << 28;
+
+/// Refuses an object owning `bytes` bytes that would not fit under the heap limit (counted as
+/// the heap counts it: one object per 64 bytes), before it is built: `what` names it.
+fn room_for(i: &Interp, bytes: usize, what: impl FnOnce() -> String) -> Result<(), String> {
+    i.heap
+        .check_room(bytes)
+        .map_err(|(full, weight)| format!("{full}: {} counts as {weight} objects", what()))
+}
+
+/// Refuses a string of `bytes` bytes over [`MAX_STRING`] or over the heap limit.
+fn string_room(i: &Interp, bytes: usize) -> Result<(), String> {
+    if bytes > MAX_STRING {
+        return Err(format!("a string of {bytes} bytes is over the limit of {MAX_STRING} bytes"));
+    }
+    room_for(i, bytes, || format!("a string of {bytes} bytes"))
+}
+
+/// `f` of the text of string `v`, without copying it.
+fn with_str<R>(i: &Interp, v: Value, f: impl FnOnce(&str) -> R) -> Result<R, String> {
+    match i.heap.get_string(v) {
+        Some(s) => Ok(f(s)),
+        None => Err(format!("expects a string, got {}", i.write_string(v))),
     }
 }
 
@@ -583,6 +757,33 @@ fn install_control(i: &mut Interp) {
     i.def_control("raise", (1, Some(1)), Ctl::Raise);
     i.def_control("raise-continuable", (1, Some(1)), Ctl::Raise);
     i.def_control("exit", (0, Some(1)), Ctl::Exit);
+    use super::tasks::TaskOp;
+    i.def_control("spawn", (1, Some(1)), Ctl::Task(TaskOp::Spawn));
+    i.def_control("yield", (0, Some(0)), Ctl::Task(TaskOp::Yield));
+    i.def_control("task-join", (1, Some(1)), Ctl::Task(TaskOp::Join));
+    i.def_control("await-task", (1, Some(1)), Ctl::Task(TaskOp::Join));
+    i.def_control("run-scheduler", (0, Some(0)), Ctl::Task(TaskOp::RunScheduler));
+    i.def_control("chan-send", (2, Some(2)), Ctl::Task(TaskOp::Send));
+    i.def_control("chan-recv", (1, Some(1)), Ctl::Task(TaskOp::Recv));
+    i.def_control("sleep", (1, Some(1)), Ctl::Task(TaskOp::Sleep));
+    super::tasks::install(i);
+    // Atoms: one mutable cell whose updates are each one step, so no task switch splits them.
+    i.def_prim("make-atom", (1, Some(1)), |i, a| {
+        i.heap.alloc(Obj::Box(a[0])).map(Value::Ref).map_err(|e| e.to_string())
+    });
+    i.def_prim("atom-deref", (1, Some(1)), unbox);
+    i.def_prim("atom-reset!", (2, Some(2)), |i, a| {
+        set_box(i, a)?;
+        Ok(a[1])
+    });
+    i.def_prim("atom-cas!", (3, Some(3)), |i, a| {
+        let cur = unbox(i, &a[..1])?;
+        if !eqv(&i.heap, cur, a[1]) {
+            return Ok(Value::Bool(false));
+        }
+        set_box(i, &[a[0], a[2]])?;
+        Ok(Value::Bool(true))
+    });
     i.def_prim("error-object?", (1, Some(1)), |i, a| Ok(Value::Bool(condition(i, a[0]).is_some())));
     i.def_prim("error-object-message", (1, Some(1)), |i, a| {
         condition(i, a[0])
@@ -711,6 +912,11 @@ fn table_put(i: &mut Interp, t: Value, k: Value, v: Option<Value>) -> Result<(),
         let Ok(Obj::Table(tb)) = i.heap.get(r) else { unreachable!("checked") };
         tb.buckets.get(&h).and_then(|b| b.iter().position(|(k2, _)| equal(i, *k2, k)))
     };
+    // A new entry makes the table heavier (see `heap`): refused when the heap is full, as an
+    // allocation would be.
+    if at.is_none() && v.is_some() {
+        i.heap.check_room(0).map_err(|(full, _)| full.to_string())?;
+    }
     i.heap
         .update(r, |o| {
             let Obj::Table(tb) = o else { return };
@@ -972,17 +1178,9 @@ fn install_more(i: &mut Interp) {
         let s = string(i, a[0])?;
         new_string(i, s)
     });
-    i.def_prim("list?", (1, Some(1)), |i, a| {
-        let mut l = a[0];
-        let mut n = 0usize;
-        while let Some((_, d)) = i.heap.pair(l) {
-            l = d;
-            n += 1;
-            if n > 100_000_000 {
-                return Ok(Value::Bool(false));
-            }
-        }
-        Ok(Value::Bool(l == Value::Nil))
+    i.def_prim("list?", (1, Some(1)), |i, a| Ok(Value::Bool(walk_list(i, a[0], |_| {}).is_ok())));
+    i.def_prim("%circular?", (1, Some(1)), |i, a| {
+        Ok(Value::Bool(matches!(walk_list(i, a[0], |_| {}), Err(NotList::Circular))))
     });
     i.def_prim("vector?", (1, Some(1)), |i, a| {
         Ok(Value::Bool(
@@ -990,6 +1188,15 @@ fn install_more(i: &mut Interp) {
         ))
     });
     i.def_prim("char?", (1, Some(1)), |_, a| Ok(Value::Bool(matches!(a[0], Value::Char(_)))));
+}
+
+/// The one character of a case mapping; `None` when it is several (`ß` upcases to `SS`), and
+/// then `char-upcase` and `char-downcase` give the character unchanged.
+fn single(mut it: impl Iterator<Item = char>) -> Option<char> {
+    match (it.next(), it.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    }
 }
 
 fn chr(v: Value) -> Result<char, String> {

@@ -153,6 +153,7 @@ fn write_atom(f: &mut fmt::Formatter<'_>, kind: &DatumKind) -> fmt::Result {
                     '\n' => f.write_str("\\n")?,
                     '\t' => f.write_str("\\t")?,
                     '\r' => f.write_str("\\r")?,
+                    '\x07' => f.write_str("\\a")?,
                     c if c.is_control() => write!(f, "\\x{:x};", c as u32)?,
                     c => write!(f, "{c}")?,
                 }

@@ -135,6 +135,12 @@ impl std::error::Error for LispError {}
 /// A Lisp error on its way out of the machine: boxed, so the machine's results stay small.
 type Fail = Box<LispError>;
 
+/// A Lisp error with `message` at `at`.
+#[cold]
+pub(crate) fn error_at(message: impl Into<String>, at: Option<&Loc>) -> Fail {
+    err(message, at)
+}
+
 #[cold]
 fn err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
     Box::new(LispError {
@@ -274,6 +280,7 @@ pub(crate) enum Ctl {
     Raise,
     Error,
     Exit,
+    Task(super::tasks::TaskOp),
 }
 
 /// A builtin procedure (opaque).
@@ -533,9 +540,24 @@ impl Default for Limits {
     }
 }
 
-enum State {
+/// What the machine does next.
+pub(crate) enum State {
+    /// Evaluate an expression in an environment.
     Eval(Rc<Expr>, Option<Ref>),
+    /// Return a value to the continuation.
     Return(Value),
+    /// The current task parked itself: run another (see `tasks`).
+    Switch,
+}
+
+impl State {
+    pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
+        match self {
+            State::Eval(_, env) => env.iter().for_each(|e| f(Value::Ref(*e))),
+            State::Return(v) => f(*v),
+            State::Switch => {}
+        }
+    }
 }
 
 /// The variables the compiler knows in one environment.
@@ -574,8 +596,10 @@ pub struct Interp {
     scopes: Vec<Scope>,
     /// Vectors for call operands, reused from call to call.
     arg_pool: Vec<Vec<Value>>,
-    /// The continuation: frames, innermost last.
-    stack: Vec<Frame>,
+    /// The running task's continuation: frames, innermost last.
+    pub(crate) stack: Vec<Frame>,
+    /// The green tasks and their scheduler.
+    pub(crate) sched: super::tasks::Sched,
     /// The last `dynamic-wind` id given out.
     wind_ids: u64,
     /// Whether the prelude is being compiled.
@@ -714,6 +738,7 @@ impl Interp {
             scopes: Vec::new(),
             arg_pool: Vec::new(),
             stack: Vec::new(),
+            sched: super::tasks::Sched::default(),
             wind_ids: 0,
             loading_prelude: true,
         };
@@ -1810,16 +1835,15 @@ impl Interp {
         for f in &self.stack {
             f.trace(&mut |v| roots.push(v));
         }
-        match state {
-            State::Eval(_, env) => roots.extend(env.map(Value::Ref)),
-            State::Return(v) => roots.push(*v),
-        }
+        state.trace(&mut |v| roots.push(v));
+        self.sched.trace(&mut |v| roots.push(v));
         roots
     }
 
     /// Runs compiled code to its value.
     fn run(&mut self, e: Rc<Expr>) -> Result<Value, Fail> {
         self.stack.clear();
+        self.sched_enter();
         let r = self.run_loop(e);
         if r.is_err() {
             self.stack.clear();
@@ -1840,12 +1864,20 @@ impl Interp {
                 let roots = self.roots(&state);
                 self.heap.collect(roots);
             }
+            self.sched.slice += 1;
+            if self.sched.slice >= super::tasks::QUANTUM && self.others_ready() {
+                // A busy task gives the others a turn.
+                state = self.preempt(state).map_err(|e| self.task_failed(e))?;
+                continue;
+            }
             let next = match state {
                 State::Eval(e, env) => self.eval(&e, env),
                 State::Return(v) => match self.stack.pop() {
-                    None => return Ok(v),
+                    None if self.sched.current == super::tasks::MAIN => return Ok(v),
+                    None => self.task_done(v),
                     Some(Frame(f)) => self.resume(v, f),
                 },
+                State::Switch => self.switch(),
             };
             state = match next {
                 Ok(s) => s,
@@ -1856,11 +1888,35 @@ impl Interp {
                     let loc =
                         e.at.clone()
                             .unwrap_or_else(|| Loc { file: "".into(), span: Span::default() });
-                    self.raise(Value::Ref(c), &loc).map_err(|e| self.with_backtrace(e))?
+                    match self.raise(Value::Ref(c), &loc) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let e = self.with_backtrace(e);
+                            return Err(self.task_failed(e));
+                        }
+                    }
                 }
-                Err(e) => return Err(self.with_backtrace(e)),
+                Err(e) => {
+                    let e = self.with_backtrace(e);
+                    return Err(self.task_failed(e));
+                }
             };
         }
+    }
+
+    /// The heap refused an allocation.
+    pub(crate) fn heap_full(&self, e: HeapFull) -> Fail {
+        limit_err(e.to_string(), None)
+    }
+
+    /// Raises `obj` to the nearest `guard` of the running task.
+    pub(crate) fn raise_to_guard(&mut self, obj: Value, loc: &Loc) -> Result<State, Fail> {
+        self.raise(obj, loc)
+    }
+
+    /// Calls `thunk` with no arguments.
+    pub(crate) fn call_thunk(&mut self, thunk: Value, loc: &Loc) -> Result<State, Fail> {
+        self.apply(thunk, &[], loc)
     }
 
     /// An error from an operand evaluated in place: the call it is an operand of was in
@@ -2440,6 +2496,7 @@ impl Interp {
                 self.apply(before, &[], loc)
             }
             Ctl::Raise => self.raise(args[0], loc),
+            Ctl::Task(op) => self.task_op(op, args, loc),
             Ctl::Error => {
                 let msg = match args[0] {
                     Value::Ref(m) if matches!(self.heap.get(m), Ok(Obj::Str(_))) => Value::Ref(m),

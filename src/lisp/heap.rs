@@ -15,6 +15,27 @@
 //! [`Heap::with_limit`] makes allocation fail with [`HeapFull`] instead of growing without
 //! bound, which the evaluator turns into a Lisp error.
 //!
+//! # What the limit counts
+//!
+//! The limit is in objects, and an object that owns a buffer whose length the program chooses
+//! (a string's text, the items of a vector, a record or a `values`, a hash table's entries)
+//! counts one more for every [`BYTES_PER_OBJECT`] bytes of it: a vector of 1000 items counts as
+//! 251 objects. So a limit of N bounds the memory of the live data to about N cells plus
+//! N × 64 bytes, whether the program makes many small objects or a few huge ones. Environments
+//! and continuations count one each (the frame limit bounds their size). The collector is paced
+//! by the same weight, so big garbage is reclaimed as soon as small garbage of that size would be.
+//! The count of live objects in [`HeapStats::objects`] is a plain count.
+//!
+//! # Printing
+//!
+//! [`Heap::write`] and [`Heap::display`] terminate on cyclic data. They print without any
+//! bookkeeping first; a proper list has no more items, and acyclic data no more nesting, than
+//! there are live objects, so a list longer or nesting deeper than that is cyclic. Then the value
+//! is printed again keeping the set of objects being printed (the enclosing ones, and the pairs of
+//! the lists being printed), and a reference back to one of those prints as `...`: a circular
+//! list `(1 2 ...)`, a vector holding itself `#(1 ...)`. Shared structure that is not cyclic
+//! prints in full.
+//!
 //! # Invariants
 //!
 //! - Every `Ref` inside a live object points at a live object after a collection whose roots
@@ -23,9 +44,11 @@
 //! - Mark bits are clear outside `collect`.
 //! - [`HeapStats`] counts live objects, an estimate of their bytes, collections and objects
 //!   freed, for the debugger's per-region memory view.
+//! - The heap's weight (what the limit counts, see above) is the sum of its objects' weights,
+//!   kept up to date by `alloc`, `update` and `collect`.
 
 use crate::region::Region;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 crate::region::new_key_type! {
@@ -126,6 +149,8 @@ pub enum Obj {
     Record(Ref, Vec<Value>),
     /// A hash table keyed by `equal?`.
     Table(Table),
+    /// A channel, a task, or the end-of-channel object (see `tasks`).
+    Conc(super::tasks::Conc),
 }
 
 /// A hash table (opaque): entries bucketed by a structural hash of the key, compared with
@@ -155,6 +180,7 @@ impl Obj {
                 f(Value::Ref(*t));
                 fields.iter().copied().for_each(f);
             }
+            Obj::Conc(c) => c.trace(&mut f),
             Obj::Table(t) => t.buckets.values().flatten().for_each(|(k, v)| {
                 f(*k);
                 f(*v);
@@ -166,6 +192,25 @@ impl Obj {
         }
     }
 
+    /// The bytes of the buffer this object owns whose size the program chooses: a string's
+    /// text, the items of a vector, record or `values`, a table's entries.
+    fn owned_bytes(&self) -> usize {
+        match self {
+            Obj::Str(s) => s.capacity(),
+            Obj::Vector(v) | Obj::Values(v) | Obj::Record(_, v) => {
+                v.capacity() * std::mem::size_of::<Value>()
+            }
+            Obj::Table(t) => t.len * 2 * std::mem::size_of::<Value>(),
+            _ => 0,
+        }
+    }
+
+    /// What this object counts toward the heap's limit: one, plus one per
+    /// [`BYTES_PER_OBJECT`] bytes of [`Obj::owned_bytes`].
+    fn weight(&self) -> usize {
+        weight_of(self.owned_bytes())
+    }
+
     /// An estimate of the bytes this object occupies: its slot plus what it owns.
     fn bytes(&self) -> usize {
         let own = match self {
@@ -175,12 +220,22 @@ impl Obj {
             }
             Obj::RecordType(_, f) => f.capacity() * std::mem::size_of::<Sym>(),
             Obj::Table(t) => t.len * 2 * std::mem::size_of::<Value>(),
+            Obj::Conc(c) => c.bytes(),
             Obj::Env(e) => e.capacity_bytes(),
             Obj::Cont(k) => k.capacity_bytes(),
             Obj::Pair(..) | Obj::Box(_) | Obj::Closure(_) | Obj::Prim(_) | Obj::Condition(..) => 0,
         };
         std::mem::size_of::<Cell>() + own
     }
+}
+
+/// An object owning a buffer counts toward the heap limit as one more object per this many bytes
+/// of it (four vector items).
+pub const BYTES_PER_OBJECT: usize = 64;
+
+/// The weight of an object owning `owned_bytes` bytes: see [`BYTES_PER_OBJECT`].
+fn weight_of(owned_bytes: usize) -> usize {
+    1 + owned_bytes / BYTES_PER_OBJECT
 }
 
 /// A slot of the heap: the object and its mark bit.
@@ -230,8 +285,14 @@ pub struct Heap {
     cells: Region<Ref, Cell>,
     limit: usize,
     bytes: usize,
+    /// The sum of the live objects' weights (what the limit counts).
+    weight: usize,
+    /// Weight allocated since the last collection.
     since_collect: usize,
+    /// The weight that survived the last collection.
     survivors: usize,
+    /// The weight of the heaviest object allocated since the last collection.
+    heaviest: usize,
     stats: HeapStats,
 }
 
@@ -256,8 +317,10 @@ impl Heap {
             cells: Region::new(),
             limit,
             bytes: 0,
+            weight: 0,
             since_collect: 0,
             survivors: 0,
+            heaviest: 0,
             stats: HeapStats::default(),
         }
     }
@@ -272,16 +335,46 @@ impl Heap {
     ///
     /// # Errors
     ///
-    /// [`HeapFull`] when the heap already holds its limit of live objects. The owner should
+    /// [`HeapFull`] when the heap holds its limit of live objects, or would with this one
+    /// (counted by its weight: see the module documentation). The owner should
     /// [`collect`](Heap::collect) and try again before reporting it.
     pub fn alloc(&mut self, obj: Obj) -> Result<Ref, HeapFull> {
-        if self.cells.len() >= self.limit {
+        let w = obj.weight();
+        if self.weight.saturating_add(w) > self.limit {
             return Err(HeapFull { limit: self.limit });
         }
         self.bytes += obj.bytes();
-        self.since_collect += 1;
+        self.weight += w;
+        self.since_collect += w;
+        self.heaviest = self.heaviest.max(w);
         self.stats.allocated += 1;
         Ok(self.cells.insert(Cell { marked: false, obj }))
+    }
+
+    /// Whether an object owning a buffer of `owned_bytes` bytes (a string's text, or 16 bytes
+    /// per vector item) would fit under the limit now: a builtin asks before it builds a big
+    /// buffer, so a refused one is never built.
+    ///
+    /// # Errors
+    ///
+    /// [`HeapFull`] when it would not; the `usize` is the weight the object would have.
+    pub fn check_room(&self, owned_bytes: usize) -> Result<(), (HeapFull, usize)> {
+        let w = weight_of(owned_bytes);
+        if self.weight.saturating_add(w) > self.limit {
+            return Err((HeapFull { limit: self.limit }, w));
+        }
+        Ok(())
+    }
+
+    /// The number of live objects (and of objects not yet collected): an upper bound on the
+    /// length of a proper list, or the depth of acyclic data, in this heap.
+    pub fn live(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// The object `r` names, to change; `None` when `r` is stale.
+    pub fn get_mut(&mut self, r: Ref) -> Option<&mut Obj> {
+        self.cells.get_mut(r).map(|c| &mut c.obj)
     }
 
     /// The object `r` names.
@@ -300,20 +393,22 @@ impl Heap {
     /// [`BadRef`] when `r` is stale.
     pub fn update<R>(&mut self, r: Ref, f: impl FnOnce(&mut Obj) -> R) -> Result<R, BadRef> {
         let cell = self.cells.get_mut(r).ok_or(BadRef)?;
-        let before = cell.obj.bytes();
+        let (bytes, weight) = (cell.obj.bytes(), cell.obj.weight());
         let out = f(&mut cell.obj);
-        self.bytes = self.bytes - before + cell.obj.bytes();
+        self.bytes = self.bytes - bytes + cell.obj.bytes();
+        self.weight = self.weight - weight + cell.obj.weight();
         Ok(out)
     }
 
     /// Whether enough was allocated since the last collection to make one worth its cost (as
-    /// many objects as survived it, and at least a few thousand), or the limit is near: within
-    /// an eighth of it, since one step of the evaluator may allocate several objects before the
-    /// next chance to collect.
+    /// much weight as survived it, and at least a few thousand objects' worth), or the limit is
+    /// near: within an eighth of it, or within the heaviest object allocated since the last
+    /// collection, since one step of the evaluator may allocate several objects (or another
+    /// such one) before the next chance to collect.
     pub fn should_collect(&self) -> bool {
-        let headroom = (self.limit / 8).max(16);
+        let headroom = (self.limit / 8).max(16).max(self.heaviest);
         self.since_collect >= self.survivors.max(MIN_INTERVAL)
-            || (self.since_collect > 0 && self.cells.len() + headroom >= self.limit)
+            || (self.since_collect > 0 && self.weight.saturating_add(headroom) >= self.limit)
     }
 
     /// Frees every object not reachable from `roots`. Returns how many were freed.
@@ -336,18 +431,21 @@ impl Heap {
             cell.obj.trace(|v| push(v, &mut stack));
         }
         let before = self.cells.len();
-        let mut bytes = 0;
+        let (mut bytes, mut weight) = (0, 0);
         self.cells.retain(|_, c| {
             let keep = std::mem::replace(&mut c.marked, false);
             if keep {
                 bytes += c.obj.bytes();
+                weight += c.obj.weight();
             }
             keep
         });
         let freed = before - self.cells.len();
         self.bytes = bytes;
-        self.survivors = self.cells.len();
+        self.weight = weight;
+        self.survivors = weight;
         self.since_collect = 0;
+        self.heaviest = 0;
         self.stats.collections += 1;
         self.stats.freed += freed as u64;
         freed
@@ -408,14 +506,18 @@ impl fmt::Debug for Heap {
 
 enum Step {
     Value(Value),
-    /// The rest of a list after its first item: ` item ...` then `)`.
-    Rest(Value),
+    /// The rest of a list after its first `n` items: ` item ...` then `)`.
+    Rest(Value, usize),
     Text(&'static str),
+    /// The end of an object with parts: its closing text.
+    Close(&'static str),
+    /// The end of an object (or list pair) being printed, in the careful pass.
+    Leave(Ref),
     /// A value always written (a condition's message), whatever the mode.
     Quoted(Value),
 }
 
-/// `s` as a string literal the reader reads back: `\"`, `\\`, `\n`, `\t`, `\r`, and
+/// `s` as a string literal the reader reads back: `\"`, `\\`, `\n`, `\t`, `\r`, `\a`, and
 /// `\xHH;` for other control characters.
 fn write_string_literal(s: &str, out: &mut String) {
     use std::fmt::Write as _;
@@ -427,6 +529,7 @@ fn write_string_literal(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            '\x07' => out.push_str("\\a"),
             c if c.is_control() => {
                 let _ = write!(out, "\\x{:x};", c as u32);
             }
@@ -436,27 +539,98 @@ fn write_string_literal(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// `c` as `write` prints it, which the reader reads back: `#\a`, `#\space`, and `#\xHH` for a
+/// control character with no name.
+pub(crate) fn write_char(c: char, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    match super::reader::char_name(c) {
+        Some(name) => write!(out, "#\\{name}"),
+        None if c.is_control() => write!(out, "#\\x{:x}", c as u32),
+        None => write!(out, "#\\{c}"),
+    }
+}
+
+/// Printing met a list longer, or nesting deeper, than there are live objects: the value is
+/// cyclic.
+struct Cyclic;
+
 fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool) {
+    let start = out.len();
+    if print_walk(heap, v, symbols, out, write, None).is_err() {
+        out.truncate(start);
+        let mut open = HashSet::new();
+        let _ = print_walk(heap, v, symbols, out, write, Some(&mut open));
+    }
+}
+
+/// Prints `v`. Without `open` (the first pass), it gives up with [`Cyclic`] as soon as the value
+/// shows itself cyclic. With `open` (the careful pass), it keeps there the objects being printed
+/// and prints a reference back to one of them as `...`.
+fn print_walk(
+    heap: &Heap,
+    v: Value,
+    symbols: &Symbols,
+    out: &mut String,
+    write: bool,
+    mut open: Option<&mut HashSet<Ref>>,
+) -> Result<(), Cyclic> {
     use std::fmt::Write as _;
+    // No proper list is longer, and no acyclic value deeper, than this.
+    let most = heap.live();
+    // Objects with parts being printed now, one inside the other.
+    let mut depth = 0usize;
     let mut stack = vec![Step::Value(v)];
     while let Some(step) = stack.pop() {
+        // An object with parts: first see whether it is being printed already.
+        let enter = |r: Ref, depth: &mut usize, open: &mut Option<&mut HashSet<Ref>>| match open {
+            None if *depth >= most => Err(Cyclic),
+            None => {
+                *depth += 1;
+                Ok(true)
+            }
+            Some(set) => Ok(set.insert(r)),
+        };
         match step {
             Step::Text(t) => out.push_str(t),
+            Step::Close(t) => {
+                out.push_str(t);
+                depth = depth.saturating_sub(1);
+            }
+            Step::Leave(r) => {
+                if let Some(set) = open.as_deref_mut() {
+                    set.remove(&r);
+                }
+            }
             Step::Quoted(v) => match heap.get_string(v) {
                 Some(s) => write_string_literal(s, out),
                 None => stack.push(Step::Value(v)),
             },
-            Step::Rest(rest) => match rest {
-                Value::Nil => out.push(')'),
+            Step::Rest(rest, n) => match rest {
+                Value::Nil => {
+                    out.push(')');
+                    depth = depth.saturating_sub(1);
+                }
                 r => match heap.pair(r) {
                     Some((a, d)) => {
+                        let Value::Ref(rr) = r else { unreachable!("a pair is a reference") };
+                        match open.as_deref_mut() {
+                            None if n >= most => return Err(Cyclic),
+                            None => {}
+                            Some(set) => {
+                                if !set.insert(rr) {
+                                    out.push_str(" ...)");
+                                    depth = depth.saturating_sub(1);
+                                    continue;
+                                }
+                                stack.push(Step::Leave(rr));
+                            }
+                        }
                         out.push(' ');
-                        stack.push(Step::Rest(d));
+                        stack.push(Step::Rest(d, n + 1));
                         stack.push(Step::Value(a));
                     }
                     None => {
                         out.push_str(" . ");
-                        stack.push(Step::Text(")"));
+                        stack.push(Step::Close(")"));
                         stack.push(Step::Value(r));
                     }
                 },
@@ -471,89 +645,116 @@ fn print(heap: &Heap, v: Value, symbols: &Symbols, out: &mut String, write: bool
                     let _ = super::datum::write_float(out, x);
                 }
                 Value::Char(c) if write => {
-                    let _ = match super::reader::char_name(c) {
-                        Some(name) => write!(out, "#\\{name}"),
-                        None => write!(out, "#\\{c}"),
-                    };
+                    let _ = write_char(c, out);
                 }
                 Value::Char(c) => out.push(c),
                 Value::Sym(s) => out.push_str(symbols.name(s)),
                 Value::Unspecified => {}
                 Value::Undefined => out.push_str("#<undefined>"),
-                Value::Ref(r) => match heap.get(r) {
-                    Err(BadRef) => out.push_str("#<collected>"),
-                    Ok(Obj::Pair(a, d)) => {
-                        out.push('(');
-                        stack.push(Step::Rest(*d));
-                        stack.push(Step::Value(*a));
+                Value::Ref(r) => {
+                    let obj = match heap.get(r) {
+                        Err(BadRef) => {
+                            out.push_str("#<collected>");
+                            continue;
+                        }
+                        Ok(obj) => obj,
+                    };
+                    let has_parts = matches!(
+                        obj,
+                        Obj::Pair(..)
+                            | Obj::Vector(_)
+                            | Obj::Box(_)
+                            | Obj::Condition(..)
+                            | Obj::Values(_)
+                            | Obj::Record(..)
+                    );
+                    if has_parts {
+                        if !enter(r, &mut depth, &mut open)? {
+                            out.push_str("...");
+                            continue;
+                        }
+                        if open.is_some() {
+                            stack.push(Step::Leave(r));
+                        }
                     }
-                    Ok(Obj::Str(s)) if write => write_string_literal(s, out),
-                    Ok(Obj::Str(s)) => out.push_str(s),
-                    Ok(Obj::Vector(items)) => {
-                        out.push_str("#(");
-                        stack.push(Step::Text(")"));
-                        for (i, item) in items.iter().enumerate().rev() {
-                            stack.push(Step::Value(*item));
-                            if i > 0 {
+                    match obj {
+                        Obj::Pair(a, d) => {
+                            out.push('(');
+                            stack.push(Step::Rest(*d, 1));
+                            stack.push(Step::Value(*a));
+                        }
+                        Obj::Str(s) if write => write_string_literal(s, out),
+                        Obj::Str(s) => out.push_str(s),
+                        Obj::Vector(items) => {
+                            out.push_str("#(");
+                            stack.push(Step::Close(")"));
+                            for (i, item) in items.iter().enumerate().rev() {
+                                stack.push(Step::Value(*item));
+                                if i > 0 {
+                                    stack.push(Step::Text(" "));
+                                }
+                            }
+                        }
+                        Obj::Box(inner) => {
+                            out.push_str("#&");
+                            stack.push(Step::Close(""));
+                            stack.push(Step::Value(*inner));
+                        }
+                        Obj::Closure(_) => out.push_str("#<procedure>"),
+                        Obj::Prim(p) => {
+                            let _ = write!(out, "{p:?}");
+                        }
+                        Obj::Cont(_) => out.push_str("#<continuation>"),
+                        Obj::Env(_) => out.push_str("#<environment>"),
+                        Obj::Condition(msg, irritants) => {
+                            out.push_str("#<error ");
+                            stack.push(Step::Close(">"));
+                            if *irritants != Value::Nil {
+                                stack.push(Step::Value(*irritants));
+                                stack.push(Step::Text(" "));
+                            }
+                            stack.push(Step::Quoted(*msg));
+                        }
+                        Obj::Values(items) => {
+                            stack.push(Step::Close(""));
+                            for (i, item) in items.iter().enumerate().rev() {
+                                stack.push(Step::Value(*item));
+                                if i > 0 {
+                                    stack.push(Step::Text(" "));
+                                }
+                            }
+                        }
+                        Obj::RecordType(name, _) => {
+                            let _ = write!(out, "#<record-type {}>", symbols.name(*name));
+                        }
+                        Obj::Record(t, fields) => {
+                            let name = match heap.get(*t) {
+                                Ok(Obj::RecordType(n, _)) => symbols.name(*n),
+                                _ => "record",
+                            };
+                            // `<point>`, as record types are often named, prints as `point`.
+                            let name = name
+                                .strip_prefix('<')
+                                .and_then(|n| n.strip_suffix('>'))
+                                .filter(|n| !n.is_empty())
+                                .unwrap_or(name);
+                            let _ = write!(out, "#<{name}");
+                            stack.push(Step::Close(">"));
+                            for item in fields.iter().rev() {
+                                stack.push(Step::Value(*item));
                                 stack.push(Step::Text(" "));
                             }
                         }
-                    }
-                    Ok(Obj::Box(inner)) => {
-                        out.push_str("#&");
-                        stack.push(Step::Value(*inner));
-                    }
-                    Ok(Obj::Closure(_)) => out.push_str("#<procedure>"),
-                    Ok(Obj::Prim(p)) => {
-                        let _ = write!(out, "{p:?}");
-                    }
-                    Ok(Obj::Cont(_)) => out.push_str("#<continuation>"),
-                    Ok(Obj::Env(_)) => out.push_str("#<environment>"),
-                    Ok(Obj::Condition(msg, irritants)) => {
-                        out.push_str("#<error ");
-                        stack.push(Step::Text(">"));
-                        if *irritants != Value::Nil {
-                            stack.push(Step::Value(*irritants));
-                            stack.push(Step::Text(" "));
+                        Obj::Table(t) => {
+                            let _ = write!(out, "#<hash-table {}>", t.len);
                         }
-                        stack.push(Step::Quoted(*msg));
+                        Obj::Conc(c) => out.push_str(&c.describe()),
                     }
-                    Ok(Obj::Values(items)) => {
-                        for (i, item) in items.iter().enumerate().rev() {
-                            stack.push(Step::Value(*item));
-                            if i > 0 {
-                                stack.push(Step::Text(" "));
-                            }
-                        }
-                    }
-                    Ok(Obj::RecordType(name, _)) => {
-                        let _ = write!(out, "#<record-type {}>", symbols.name(*name));
-                    }
-                    Ok(Obj::Record(t, fields)) => {
-                        let name = match heap.get(*t) {
-                            Ok(Obj::RecordType(n, _)) => symbols.name(*n),
-                            _ => "record",
-                        };
-                        // `<point>`, as record types are often named, prints as `point`.
-                        let name = name
-                            .strip_prefix('<')
-                            .and_then(|n| n.strip_suffix('>'))
-                            .filter(|n| !n.is_empty())
-                            .unwrap_or(name);
-                        let _ = write!(out, "#<{name}");
-                        stack.push(Step::Text(">"));
-                        for item in fields.iter().rev() {
-                            stack.push(Step::Value(*item));
-                            stack.push(Step::Text(" "));
-                        }
-                    }
-                    Ok(Obj::Table(t)) => {
-                        let _ = write!(out, "#<hash-table {}>", t.len);
-                    }
-                },
+                }
             },
         }
     }
+    Ok(())
 }
 
 #[cfg(all(test, not(loom)))]

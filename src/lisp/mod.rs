@@ -39,6 +39,7 @@ mod eval;
 pub mod heap;
 mod reader;
 mod syntax;
+mod tasks;
 
 pub use datum::{Datum, DatumKind, Span};
 pub use eval::{Closure, Cont, Env, Frame, Interp, Limits, LispError, Loc, Prim};

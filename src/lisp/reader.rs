@@ -264,6 +264,9 @@ impl<'s> Reader<'s> {
                             self.error(at, "this string is never closed (a `\"` is missing)")
                         );
                     };
+                    if self.line_continuation() {
+                        continue;
+                    }
                     self.bump();
                     out.push(match e {
                         b'n' => '\n',
@@ -273,7 +276,6 @@ impl<'s> Reader<'s> {
                         b'0' => '\0',
                         b'\\' => '\\',
                         b'"' => '"',
-                        b'\n' => continue, // a line continuation
                         b'x' => {
                             let start = self.pos;
                             while matches!(self.peek(), Some(c) if c.is_ascii_hexdigit()) {
@@ -327,6 +329,29 @@ impl<'s> Reader<'s> {
                 }
             }
         }
+    }
+
+    /// After a `\` in a string: if what follows is a line continuation (spaces or tabs, a line
+    /// ending, then spaces or tabs: R7RS `\<intraline whitespace>*<line ending><intraline
+    /// whitespace>*`), skips it and says so.
+    fn line_continuation(&mut self) -> bool {
+        let intraline = |b: Option<u8>| matches!(b, Some(b' ' | b'\t'));
+        let mut k = 0;
+        while intraline(self.peek_at(k)) {
+            k += 1;
+        }
+        let ending = match (self.peek_at(k), self.peek_at(k + 1)) {
+            (Some(b'\r'), Some(b'\n')) => 2,
+            (Some(b'\n' | b'\r'), _) => 1,
+            _ => return false,
+        };
+        for _ in 0..k + ending {
+            self.bump();
+        }
+        while intraline(self.peek()) {
+            self.bump();
+        }
+        true
     }
 
     /// After `#\`: a character.
@@ -614,8 +639,8 @@ impl Iterator for Reader<'_> {
 }
 
 /// Parses `text` as a number: `None` if it is not one (a symbol), `Some(Err)` for an integer
-/// literal out of range.
-fn number(text: &str) -> Option<Result<DatumKind, String>> {
+/// literal out of range. The whole of `text` must be the number: no spaces, no comments.
+pub(crate) fn number(text: &str) -> Option<Result<DatumKind, String>> {
     let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
     if digits.is_empty() {
         return None;

@@ -1,0 +1,641 @@
+//! Green Lisp tasks and channels, run by the interpreter's own scheduler.
+//!
+//! A Lisp task is a continuation of the machine: its frame stack and what to do when it next
+//! runs (a value to return to its frames, a thunk to call, a state to go on with). The
+//! interpreter runs one task at a time on its thread; the top-level program is the *main*
+//! task. A task runs until it finishes, blocks (a channel with nobody on the other side, a
+//! join of an unfinished task, `sleep`, `run-scheduler`), yields, or has run for
+//! [`QUANTUM`] steps while another task is ready, so a busy loop cannot starve the others.
+//! Switching is moving two vectors: no copy of any frame.
+//!
+//! Channels follow Go's: `(make-chan)` is a rendezvous (a send waits for a receiver),
+//! `(make-chan n)` buffers `n` values; values are handed over in order and exactly once.
+//! Receiving from a closed, drained channel gives the end-of-channel object (`eof-object?`);
+//! sending on a closed channel is an error, and so is closing a channel a sender is blocked
+//! on, for that sender. When no task can run and none is sleeping, the scheduler reports a
+//! deadlock naming every task and what it waits on, instead of hanging.
+//!
+//! Time: `sleep` uses the real clock, or a paused one ([`Interp::pause_clock`]) that jumps
+//! to the next deadline when every task waits, so tests never sleep on the wall clock.
+//!
+//! # Invariants
+//!
+//! - A task is in at most one place: running (its stack is the interpreter's), in the run
+//!   queue (it has a `resume`), or parked (it has a `wait`, and exactly one channel queue,
+//!   joiner list, sleeper entry or `run-scheduler` wait holds its id).
+//! - Every value a task or a channel holds is a collector root (see `Interp::roots`).
+//!
+//! Still to come (issue 9): tasks as omni tasks on omni's runtime, channels over
+//! `omni::chan`, `select`, OS threads.
+
+use super::eval::{Frame, Interp, Loc, State};
+use super::heap::{Obj, Value};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// The main task's id: the top-level program.
+pub(crate) const MAIN: u64 = 0;
+
+/// Steps a task runs before it yields to a ready task.
+pub(crate) const QUANTUM: u64 = 2_000;
+
+/// A concurrency object in the Lisp heap (opaque).
+#[derive(Debug)]
+pub enum Conc {
+    /// A channel.
+    #[doc(hidden)]
+    Chan(Chan),
+    /// A task, by id.
+    #[doc(hidden)]
+    Task(u64),
+    /// What receiving from a closed, drained channel gives.
+    #[doc(hidden)]
+    Eof,
+}
+
+/// A channel (opaque).
+#[derive(Debug, Default)]
+pub struct Chan {
+    cap: usize,
+    buf: VecDeque<Value>,
+    /// Blocked senders and the value each sends, in order.
+    senders: VecDeque<(u64, Value)>,
+    /// Blocked receivers, in order.
+    receivers: VecDeque<u64>,
+    closed: bool,
+}
+
+impl Conc {
+    pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
+        if let Conc::Chan(c) = self {
+            c.buf.iter().copied().for_each(&mut *f);
+            c.senders.iter().for_each(|(_, v)| f(*v));
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Conc::Chan(c) => {
+                (c.buf.capacity() + c.senders.capacity() * 2 + c.receivers.capacity())
+                    * std::mem::size_of::<Value>()
+            }
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Conc::Chan(c) => format!(
+                "#<channel {}{}>",
+                if c.cap == 0 {
+                    "unbuffered".to_string()
+                } else {
+                    format!("{}/{}", c.buf.len(), c.cap)
+                },
+                if c.closed { " closed" } else { "" }
+            ),
+            Conc::Task(id) => format!("#<task {id}>"),
+            Conc::Eof => "#<eof>".to_string(),
+        }
+    }
+}
+
+/// What a parked task waits for, and where it asked.
+#[derive(Debug, Clone)]
+pub(crate) enum Wait {
+    Recv(Loc),
+    Send(Loc),
+    Join(u64, Loc),
+    Sleep(Loc),
+    AllTasks(Loc),
+}
+
+/// What a task does when it next runs.
+pub(crate) enum Resume {
+    State(State),
+    Value(Value),
+    /// Raise an error with this message at this place.
+    Raise(String, Loc),
+    /// Call this thunk (a fresh task).
+    Apply(Value, Loc),
+}
+
+pub(crate) struct Task {
+    resume: Option<Resume>,
+    stack: Vec<Frame>,
+    wait: Option<Wait>,
+    result: Option<Value>,
+    joiners: Vec<u64>,
+    spawned_at: Option<Loc>,
+}
+
+impl Task {
+    fn new(spawned_at: Option<Loc>) -> Task {
+        Task {
+            resume: None,
+            stack: Vec::new(),
+            wait: None,
+            result: None,
+            joiners: Vec::new(),
+            spawned_at,
+        }
+    }
+}
+
+/// The scheduler's state.
+pub(crate) struct Sched {
+    tasks: HashMap<u64, Task>,
+    pub(crate) current: u64,
+    next_id: u64,
+    run_queue: VecDeque<u64>,
+    sleepers: BinaryHeap<Reverse<(u64, u64, u64)>>,
+    sleep_seq: u64,
+    paused: bool,
+    now_ms: u64,
+    start: Instant,
+    /// Steps the current task has run since it was switched to.
+    pub(crate) slice: u64,
+    /// The end-of-channel object.
+    pub(crate) eof: Value,
+}
+
+impl Default for Sched {
+    fn default() -> Self {
+        let mut tasks = HashMap::new();
+        tasks.insert(MAIN, Task::new(None));
+        Sched {
+            tasks,
+            current: MAIN,
+            next_id: 1,
+            run_queue: VecDeque::new(),
+            sleepers: BinaryHeap::new(),
+            sleep_seq: 0,
+            paused: false,
+            now_ms: 0,
+            start: Instant::now(),
+            slice: 0,
+            eof: Value::Nil,
+        }
+    }
+}
+
+impl Sched {
+    fn now(&self) -> u64 {
+        if self.paused {
+            self.now_ms
+        } else {
+            self.start.elapsed().as_millis() as u64
+        }
+    }
+
+    /// Whether some task other than main has not finished.
+    fn others_live(&self) -> bool {
+        self.tasks.iter().any(|(id, t)| *id != MAIN && t.result.is_none())
+    }
+
+    pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
+        f(self.eof);
+        for t in self.tasks.values() {
+            t.stack.iter().for_each(|fr| fr.trace(&mut *f));
+            t.result.iter().copied().for_each(&mut *f);
+            match &t.resume {
+                Some(Resume::State(s)) => s.trace(&mut *f),
+                Some(Resume::Value(v)) | Some(Resume::Apply(v, _)) => f(*v),
+                Some(Resume::Raise(..)) | None => {}
+            }
+        }
+    }
+}
+
+/// The task operations that may block, as builtins on the continuation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskOp {
+    Spawn,
+    Yield,
+    Join,
+    RunScheduler,
+    Send,
+    Recv,
+    Sleep,
+}
+
+fn chan_mut(i: &mut Interp, v: Value) -> Option<&mut Chan> {
+    let Value::Ref(r) = v else { return None };
+    match i.heap.get_mut(r) {
+        Some(Obj::Conc(Conc::Chan(c))) => Some(c),
+        _ => None,
+    }
+}
+
+type Fail = Box<super::eval::LispError>;
+
+impl Interp {
+    /// Makes `sleep` use a paused clock that jumps to the next deadline when every task
+    /// waits, as the tests do; `false` goes back to the real clock.
+    pub fn pause_clock(&mut self, paused: bool) {
+        let now = self.sched.now();
+        self.sched.paused = paused;
+        self.sched.now_ms = now;
+    }
+
+    /// Gets the scheduler ready for a top-level form: the main task runs.
+    pub(crate) fn sched_enter(&mut self) {
+        self.sched.current = MAIN;
+        self.sched.slice = 0;
+        if let Some(m) = self.sched.tasks.get_mut(&MAIN) {
+            m.wait = None;
+            m.resume = None;
+            m.stack.clear();
+        }
+        self.sched.run_queue.retain(|id| *id != MAIN);
+    }
+
+    /// A task other than main failed with `e`: it is gone, and the error is the program's.
+    pub(crate) fn task_failed(&mut self, mut e: Fail) -> Fail {
+        let id = self.sched.current;
+        if id != MAIN {
+            let at = self.sched.tasks.get(&id).and_then(|t| t.spawned_at.clone());
+            self.sched.tasks.remove(&id);
+            e.message = match at {
+                Some(at) => format!("in task {id} (spawned at {at}): {}", e.message),
+                None => format!("in task {id}: {}", e.message),
+            };
+        }
+        self.sched_enter();
+        e
+    }
+
+    fn wake(&mut self, id: u64, r: Resume) {
+        if let Some(t) = self.sched.tasks.get_mut(&id) {
+            t.wait = None;
+            t.resume = Some(r);
+            self.sched.run_queue.push_back(id);
+        }
+    }
+
+    fn park(&mut self, wait: Wait) -> State {
+        if let Some(t) = self.sched.tasks.get_mut(&self.sched.current) {
+            t.wait = Some(wait);
+        }
+        State::Switch
+    }
+
+    /// The current task goes to the back of the run queue, to go on with `state`.
+    pub(crate) fn preempt(&mut self, state: State) -> Result<State, Fail> {
+        let id = self.sched.current;
+        if let Some(t) = self.sched.tasks.get_mut(&id) {
+            t.resume = Some(Resume::State(state));
+        }
+        self.sched.run_queue.push_back(id);
+        self.switch()
+    }
+
+    /// Whether another task is ready to run.
+    pub(crate) fn others_ready(&self) -> bool {
+        !self.sched.run_queue.is_empty()
+    }
+
+    /// The current task (not main) returned `v`.
+    pub(crate) fn task_done(&mut self, v: Value) -> Result<State, Fail> {
+        let id = self.sched.current;
+        let joiners = match self.sched.tasks.get_mut(&id) {
+            Some(t) => {
+                t.result = Some(v);
+                t.stack = Vec::new();
+                std::mem::take(&mut t.joiners)
+            }
+            None => Vec::new(),
+        };
+        for j in joiners {
+            self.wake(j, Resume::Value(v));
+        }
+        if !self.sched.others_live() {
+            let main_waits_all = self
+                .sched
+                .tasks
+                .get(&MAIN)
+                .is_some_and(|m| matches!(m.wait, Some(Wait::AllTasks(_))));
+            if main_waits_all {
+                let done = Value::Sym(self.syms.intern("done"));
+                self.wake(MAIN, Resume::Value(done));
+            }
+        }
+        self.switch()
+    }
+
+    /// Saves the current task (unless it finished) and runs the next ready one, waiting for
+    /// sleepers when none is ready; with nothing to wait for, a deadlock report.
+    pub(crate) fn switch(&mut self) -> Result<State, Fail> {
+        let cur = self.sched.current;
+        let stack = std::mem::take(&mut self.stack);
+        if let Some(t) = self.sched.tasks.get_mut(&cur) {
+            if t.result.is_none() {
+                t.stack = stack;
+            }
+        }
+        loop {
+            if let Some(id) = self.sched.run_queue.pop_front() {
+                let Some(t) = self.sched.tasks.get_mut(&id) else { continue };
+                let Some(resume) = t.resume.take() else { continue };
+                self.stack = std::mem::take(&mut t.stack);
+                self.sched.current = id;
+                self.sched.slice = 0;
+                return match resume {
+                    Resume::State(s) => Ok(s),
+                    Resume::Value(v) => Ok(State::Return(v)),
+                    Resume::Raise(msg, loc) => {
+                        let m = self.heap.alloc(Obj::Str(msg)).map_err(|e| self.heap_full(e))?;
+                        let c = self
+                            .heap
+                            .alloc(Obj::Condition(Value::Ref(m), Value::Nil))
+                            .map_err(|e| self.heap_full(e))?;
+                        self.raise_to_guard(Value::Ref(c), &loc)
+                    }
+                    Resume::Apply(thunk, loc) => self.call_thunk(thunk, &loc),
+                };
+            }
+            let Some(Reverse((deadline, _, _))) = self.sched.sleepers.peek().copied() else {
+                return Err(self.deadlock());
+            };
+            let now = self.sched.now();
+            if deadline > now {
+                if self.sched.paused {
+                    self.sched.now_ms = deadline;
+                } else {
+                    std::thread::sleep(Duration::from_millis(deadline - now));
+                }
+            }
+            let now = self.sched.now();
+            while let Some(Reverse((d, _, id))) = self.sched.sleepers.peek().copied() {
+                if d > now {
+                    break;
+                }
+                self.sched.sleepers.pop();
+                self.wake(id, Resume::Value(Value::Unspecified));
+            }
+        }
+    }
+
+    fn deadlock(&mut self) -> Fail {
+        let mut ids: Vec<u64> = self.sched.tasks.keys().copied().collect();
+        ids.sort_unstable();
+        let mut lines = Vec::new();
+        for id in ids {
+            let t = &self.sched.tasks[&id];
+            let who =
+                if id == MAIN { "the main program".to_string() } else { format!("task {id}") };
+            let what = match &t.wait {
+                Some(Wait::Recv(l)) => format!("waits at {l} to receive from a channel"),
+                Some(Wait::Send(l)) => format!("waits at {l} to send on a channel"),
+                Some(Wait::Join(j, l)) => format!("waits at {l} for task {j} to finish"),
+                Some(Wait::Sleep(l)) => format!("sleeps at {l}"),
+                Some(Wait::AllTasks(l)) => format!("waits at {l} for every task to finish"),
+                None => continue,
+            };
+            lines.push(format!("  {who} {what}"));
+        }
+        let main_loc = match self.sched.tasks.get(&MAIN).and_then(|t| t.wait.clone()) {
+            Some(
+                Wait::Recv(l)
+                | Wait::Send(l)
+                | Wait::Join(_, l)
+                | Wait::Sleep(l)
+                | Wait::AllTasks(l),
+            ) => Some(l),
+            None => None,
+        };
+        // Every parked task is dropped: nothing can wake them.
+        self.sched.tasks.retain(|id, t| *id == MAIN || t.result.is_some() || t.wait.is_none());
+        self.sched.current = MAIN;
+        let mut e = super::eval::error_at(
+            format!("deadlock: no task can run\n{}", lines.join("\n")),
+            main_loc.as_ref(),
+        );
+        e.backtrace.clear();
+        e
+    }
+
+    /// A builtin of tasks and channels that may block.
+    pub(crate) fn task_op(&mut self, op: TaskOp, args: &[Value], loc: &Loc) -> Result<State, Fail> {
+        let cur = self.sched.current;
+        match op {
+            TaskOp::Spawn => {
+                let id = self.sched.next_id;
+                self.sched.next_id += 1;
+                let mut t = Task::new(Some(loc.clone()));
+                t.resume = Some(Resume::Apply(args[0], loc.clone()));
+                self.sched.tasks.insert(id, t);
+                self.sched.run_queue.push_back(id);
+                let v =
+                    self.heap.alloc(Obj::Conc(Conc::Task(id))).map_err(|e| self.heap_full(e))?;
+                Ok(State::Return(Value::Ref(v)))
+            }
+            TaskOp::Yield => {
+                if self.sched.run_queue.is_empty() {
+                    return Ok(State::Return(Value::Unspecified));
+                }
+                self.preempt(State::Return(Value::Unspecified))
+            }
+            TaskOp::Join => {
+                let Some(id) = self.task_id(args[0]) else {
+                    return Err(super::eval::error_at(
+                        format!("task-join: expects a task, got {}", self.write_string(args[0])),
+                        Some(loc),
+                    ));
+                };
+                if id == cur {
+                    return Err(super::eval::error_at(
+                        "task-join: a task cannot wait for itself",
+                        Some(loc),
+                    ));
+                }
+                match self.sched.tasks.get_mut(&id) {
+                    Some(t) => match t.result {
+                        Some(v) => Ok(State::Return(v)),
+                        None => {
+                            t.joiners.push(cur);
+                            Ok(self.park(Wait::Join(id, loc.clone())))
+                        }
+                    },
+                    None => Err(super::eval::error_at(
+                        format!("task-join: task {id} failed"),
+                        Some(loc),
+                    )),
+                }
+            }
+            TaskOp::RunScheduler => {
+                if cur != MAIN {
+                    return Err(super::eval::error_at(
+                        "run-scheduler: only the main program may run the scheduler",
+                        Some(loc),
+                    ));
+                }
+                if !self.sched.others_live() {
+                    return Ok(State::Return(Value::Sym(self.syms.intern("done"))));
+                }
+                Ok(self.park(Wait::AllTasks(loc.clone())))
+            }
+            TaskOp::Sleep => {
+                let ms = match args[0] {
+                    Value::Int(n) if n >= 0 => n as u64,
+                    Value::Float(x) if x >= 0.0 => x as u64,
+                    v => {
+                        return Err(super::eval::error_at(
+                            format!(
+                                "sleep: expects milliseconds (a number >= 0), got {}",
+                                self.write_string(v)
+                            ),
+                            Some(loc),
+                        ))
+                    }
+                };
+                let deadline = self.sched.now().saturating_add(ms);
+                self.sched.sleep_seq += 1;
+                self.sched.sleepers.push(Reverse((deadline, self.sched.sleep_seq, cur)));
+                Ok(self.park(Wait::Sleep(loc.clone())))
+            }
+            TaskOp::Send => {
+                let (ch, v) = (args[0], args[1]);
+                let Some(c) = chan_mut(self, ch) else {
+                    return Err(self.not_chan("chan-send", ch, loc));
+                };
+                if c.closed {
+                    return Err(super::eval::error_at(
+                        "chan-send: the channel is closed",
+                        Some(loc),
+                    ));
+                }
+                if let Some(r) = c.receivers.pop_front() {
+                    self.wake(r, Resume::Value(v));
+                    return Ok(State::Return(Value::Unspecified));
+                }
+                if c.buf.len() < c.cap {
+                    c.buf.push_back(v);
+                    return Ok(State::Return(Value::Unspecified));
+                }
+                c.senders.push_back((cur, v));
+                Ok(self.park(Wait::Send(loc.clone())))
+            }
+            TaskOp::Recv => {
+                let ch = args[0];
+                let eof = self.sched.eof;
+                let Some(c) = chan_mut(self, ch) else {
+                    return Err(self.not_chan("chan-recv", ch, loc));
+                };
+                if let Some(v) = c.buf.pop_front() {
+                    // A blocked sender's value takes the freed place.
+                    if let Some((s, sv)) = c.senders.pop_front() {
+                        c.buf.push_back(sv);
+                        self.wake(s, Resume::Value(Value::Unspecified));
+                    }
+                    return Ok(State::Return(v));
+                }
+                if let Some((s, sv)) = c.senders.pop_front() {
+                    self.wake(s, Resume::Value(Value::Unspecified));
+                    return Ok(State::Return(sv));
+                }
+                if c.closed {
+                    return Ok(State::Return(eof));
+                }
+                c.receivers.push_back(cur);
+                Ok(self.park(Wait::Recv(loc.clone())))
+            }
+        }
+    }
+
+    fn not_chan(&self, who: &str, v: Value, loc: &Loc) -> Fail {
+        super::eval::error_at(
+            format!("{who}: expects a channel, got {}", self.write_string(v)),
+            Some(loc),
+        )
+    }
+
+    fn task_id(&self, v: Value) -> Option<u64> {
+        let Value::Ref(r) = v else { return None };
+        match self.heap.get(r) {
+            Ok(Obj::Conc(Conc::Task(id))) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Closes channel `ch`: blocked receivers get the end-of-channel object, blocked senders
+    /// an error.
+    pub(crate) fn chan_close(&mut self, ch: Value, loc: &Loc) -> Result<(), String> {
+        let eof = self.sched.eof;
+        let Some(c) = chan_mut(self, ch) else {
+            return Err(format!("expects a channel, got {}", self.write_string(ch)));
+        };
+        c.closed = true;
+        let receivers: Vec<u64> = c.receivers.drain(..).collect();
+        let senders: Vec<u64> = c.senders.drain(..).map(|(s, _)| s).collect();
+        for r in receivers {
+            self.wake(r, Resume::Value(eof));
+        }
+        for s in senders {
+            self.wake(
+                s,
+                Resume::Raise(
+                    "chan-send: the channel was closed while this send waited".into(),
+                    loc.clone(),
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The builtins of tasks and channels that never block.
+pub(crate) fn install(i: &mut Interp) {
+    let eof = i.heap.alloc(Obj::Conc(Conc::Eof)).expect("no limit yet");
+    i.sched.eof = Value::Ref(eof);
+    i.def_prim("make-chan", (0, Some(1)), |i, a| {
+        let cap = match a.first() {
+            None => 0,
+            Some(Value::Int(n)) if *n >= 0 => *n as usize,
+            Some(v) => {
+                return Err(format!(
+                    "expects a capacity (an integer >= 0), got {}",
+                    i.write_string(*v)
+                ))
+            }
+        };
+        let c = Chan { cap, ..Chan::default() };
+        i.heap.alloc(Obj::Conc(Conc::Chan(c))).map(Value::Ref).map_err(|e| e.to_string())
+    });
+    i.def_prim("chan?", (1, Some(1)), |i, a| Ok(Value::Bool(chan_mut(i, a[0]).is_some())));
+    i.def_prim("chan-closed?", (1, Some(1)), |i, a| match chan_mut(i, a[0]) {
+        Some(c) => Ok(Value::Bool(c.closed)),
+        None => Err("expects a channel".into()),
+    });
+    i.def_prim("chan-close", (1, Some(1)), |i, a| {
+        let loc = Loc { file: "chan-close".into(), span: Default::default() };
+        i.chan_close(a[0], &loc)?;
+        Ok(Value::Unspecified)
+    });
+    i.def_prim("chan-try-recv", (1, Some(2)), |i, a| {
+        let default = a.get(1).copied().unwrap_or(Value::Bool(false));
+        let eof = i.sched.eof;
+        let Some(c) = chan_mut(i, a[0]) else { return Err("expects a channel".into()) };
+        if let Some(v) = c.buf.pop_front() {
+            if let Some((s, sv)) = c.senders.pop_front() {
+                c.buf.push_back(sv);
+                i.wake(s, Resume::Value(Value::Unspecified));
+            }
+            return Ok(v);
+        }
+        if let Some((s, sv)) = c.senders.pop_front() {
+            i.wake(s, Resume::Value(Value::Unspecified));
+            return Ok(sv);
+        }
+        Ok(if c.closed { eof } else { default })
+    });
+    i.def_prim("eof-object", (0, Some(0)), |i, _| Ok(i.sched.eof));
+    i.def_prim("eof-object?", (1, Some(1)), |i, a| Ok(Value::Bool(a[0] == i.sched.eof)));
+    i.def_prim("task?", (1, Some(1)), |i, a| Ok(Value::Bool(i.task_id(a[0]).is_some())));
+    i.def_prim("task-done?", (1, Some(1)), |i, a| {
+        let id = i.task_id(a[0]).ok_or("expects a task")?;
+        Ok(Value::Bool(i.sched.tasks.get(&id).is_none_or(|t| t.result.is_some())))
+    });
+    i.def_prim("current-time-ms", (0, Some(0)), |i, _| Ok(Value::Int(i.sched.now() as i64)));
+}
