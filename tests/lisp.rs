@@ -62,13 +62,21 @@ fn limits_headers_are_read() {
 
 #[test]
 fn every_program_prints_what_its_out_file_says() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lisp");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "olisp"))
-        .collect();
-    paths.sort();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let olisp_in = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "olisp"))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut paths = olisp_in(&root.join("tests/lisp"));
+    // The example programs too, their expected output kept out of `examples/`.
+    let examples = olisp_in(&root.join("examples/lisp"));
+    let n_examples = examples.len();
+    paths.extend(examples);
     let bless = std::env::var_os("OMNI_BLESS").is_some();
     // The programs run on as many threads as there are cores, each thread with a small stack:
     // no program may need the host stack to grow with its recursion.
@@ -91,7 +99,11 @@ fn every_program_prints_what_its_out_file_says() {
     let mut failed = Vec::new();
     for (p, got) in paths.iter().zip(outputs) {
         let got = got.into_inner().unwrap().expect("every program ran");
-        let want_path = p.with_extension("out");
+        let want_path = if p.parent().is_some_and(|d| d.ends_with("examples/lisp")) {
+            root.join("tests/lisp/examples").join(p.with_extension("out").file_name().unwrap())
+        } else {
+            p.with_extension("out")
+        };
         let want = std::fs::read_to_string(&want_path).unwrap_or_default();
         if got == want {
             continue;
@@ -110,7 +122,7 @@ fn every_program_prints_what_its_out_file_says() {
         paths.len(),
         failed.join("\n")
     );
-    assert!(paths.len() >= 7, "the programs are there");
+    assert!(paths.len() >= 7 && n_examples >= 4, "the programs are there");
 }
 
 #[test]

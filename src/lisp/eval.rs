@@ -744,6 +744,7 @@ impl Interp {
         };
         super::builtins::install(&mut interp);
         interp.eval_str(super::builtins::PRELUDE, "prelude").expect("the prelude evaluates");
+        interp.eval_str(super::tasks::PRELUDE, "prelude").expect("the prelude evaluates");
         interp.loading_prelude = false;
         interp.steps = 0;
         interp.limits = limits;
