@@ -645,6 +645,7 @@ struct Specials {
     let_values: Sym,
     let_star_values: Sym,
     guard: Sym,
+    select: Sym,
 }
 
 impl Default for Interp {
@@ -719,6 +720,7 @@ impl Interp {
             let_values: i("let-values"),
             let_star_values: i("let*-values"),
             guard: i("guard"),
+            select: i("select"),
         };
         // The builtins and the prelude load without limits; the caller's apply from then on.
         let mut interp = Interp {
@@ -1002,6 +1004,8 @@ impl Interp {
                 syntax::record_type(cur)
             } else if h == self.s.let_values || h == self.s.let_star_values {
                 syntax::let_values(cur)
+            } else if h == self.s.select {
+                syntax::select(cur)
             } else {
                 break;
             };

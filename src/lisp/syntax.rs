@@ -584,3 +584,108 @@ mod tests {
         assert!(expand(bad, "(m 1 2)").unwrap_err().contains("without an ellipsis"));
     }
 }
+
+/// `(select clause ...)` over the `%select` builtin. Clauses: `(recv CH VAR body ...)`,
+/// `(send CH EXPR body ...)`, `(timeout MS body ...)`, `(default body ...)`. The channel,
+/// value and timeout expressions are evaluated first, in order; then exactly one clause
+/// happens and its body runs (with `VAR` bound to the received value).
+pub(crate) fn select(form: &Datum) -> Result<Datum, String> {
+    const USAGE: &str = "`select` clauses are `(recv ch var body ...)`, `(send ch value body ...)`, `(timeout ms body ...)` and `(default body ...)`";
+    let span = form.span();
+    let q = |name: &str| list(vec![sym("quote", span), sym(name, span)], span);
+    let (mut ops, mut branches) = (vec![sym("list", span)], Vec::new());
+    let mut default = None;
+    for clause in &form.items()[1..] {
+        let items = match clause.kind() {
+            DatumKind::List(items, None) if !items.is_empty() => items,
+            _ => return Err(USAGE.into()),
+        };
+        let kind = items[0].as_symbol().ok_or(USAGE)?;
+        // This clause's index among the operations (`ops` starts with the `list` head).
+        let index = |ops: &Vec<Datum>| Datum::new(DatumKind::Int(ops.len() as i64 - 2), span);
+        let body = |from: usize| -> Vec<Datum> {
+            let b: Vec<Datum> = items[from..].iter().map(copy).collect();
+            if b.is_empty() {
+                vec![list(
+                    vec![
+                        sym("if", span),
+                        Datum::new(DatumKind::Bool(false), span),
+                        Datum::new(DatumKind::Bool(false), span),
+                    ],
+                    span,
+                )]
+            } else {
+                b
+            }
+        };
+        match kind {
+            "recv" if items.len() >= 3 && items[2].as_symbol().is_some() => {
+                ops.push(list(vec![sym("list", span), q("recv"), copy(&items[1])], span));
+                let var = copy(&items[2]);
+                let mut b = body(3);
+                if items.len() == 3 {
+                    b = vec![copy(&items[2])];
+                }
+                let mut l = vec![
+                    sym("let", span),
+                    list(vec![list(vec![var, sym(" select-v", span)], span)], span),
+                ];
+                l.extend(b);
+                branches.push((index(&ops), list(l, span)));
+            }
+            "send" if items.len() >= 3 => {
+                ops.push(list(
+                    vec![sym("list", span), q("send"), copy(&items[1]), copy(&items[2])],
+                    span,
+                ));
+                let mut l = vec![sym("begin", span)];
+                l.extend(body(3));
+                branches.push((index(&ops), list(l, span)));
+            }
+            "timeout" if items.len() >= 2 => {
+                ops.push(list(vec![sym("list", span), q("timeout"), copy(&items[1])], span));
+                let mut l = vec![sym("begin", span)];
+                l.extend(body(2));
+                branches.push((index(&ops), list(l, span)));
+            }
+            "default" if default.is_none() => {
+                let mut l = vec![sym("begin", span)];
+                l.extend(body(1));
+                default = Some(list(l, span));
+            }
+            _ => return Err(format!("{USAGE}; got {clause}")),
+        }
+    }
+    let has_default = Datum::new(DatumKind::Bool(default.is_some()), span);
+    let call = list(vec![sym("%select", span), list(ops, span), has_default], span);
+    let mut case = vec![sym("case", span), sym(" select-i", span)];
+    for (i, b) in branches {
+        case.push(list(vec![list(vec![i], span), b], span));
+    }
+    if let Some(d) = default {
+        case.push(list(vec![sym("else", span), d], span));
+    }
+    // (let ((r (%select ...))) (let ((i (car r)) (v (cdr r))) (case i ...)))
+    let r = sym(" select-r", span);
+    let inner = list(
+        vec![
+            sym("let", span),
+            list(
+                vec![
+                    list(
+                        vec![sym(" select-i", span), list(vec![sym("car", span), copy(&r)], span)],
+                        span,
+                    ),
+                    list(
+                        vec![sym(" select-v", span), list(vec![sym("cdr", span), copy(&r)], span)],
+                        span,
+                    ),
+                ],
+                span,
+            ),
+            list(case, span),
+        ],
+        span,
+    );
+    Ok(list(vec![sym("let", span), list(vec![list(vec![r, call], span)], span), inner], span))
+}

@@ -15,6 +15,12 @@
 //! on, for that sender. When no task can run and none is sleeping, the scheduler reports a
 //! deadlock naming every task and what it waits on, instead of hanging.
 //!
+//! `(select clause ...)` waits on several operations at once: `(recv ch var body ...)`,
+//! `(send ch value body ...)`, `(timeout ms body ...)` and `(default body ...)`. The first
+//! ready clause in order happens; with none ready and no default, the task is queued on every
+//! channel and the timeout at once, and the first to fire takes it out of all the others, so
+//! exactly one clause happens and no value is taken that its body does not get.
+//!
 //! Time: `sleep` uses the real clock, or a paused one ([`Interp::pause_clock`]) that jumps
 //! to the next deadline when every task waits, so tests never sleep on the wall clock.
 //!
@@ -26,7 +32,7 @@
 //! - Every value a task or a channel holds is a collector root (see `Interp::roots`).
 //!
 //! Still to come (issue 9): tasks as omni tasks on omni's runtime, channels over
-//! `omni::chan`, `select`, OS threads.
+//! `omni::chan`, cancelling a task, OS threads.
 
 use super::eval::{Frame, Interp, Loc, State};
 use super::heap::{Obj, Value};
@@ -107,8 +113,29 @@ pub(crate) enum Wait {
     Recv(Loc),
     Send(Loc),
     Join(u64, Loc),
-    Sleep(Loc),
+    /// The sleeper entry's sequence number tells a live entry from a stale one.
+    Sleep(Loc, u64),
     AllTasks(Loc),
+    /// A `select` waits on every clause at once: the channels it is queued on (with each
+    /// clause's index and whether it sends), and the sleeper entry of its timeout clause.
+    Select {
+        chans: Vec<(Value, usize, bool)>,
+        timeout: Option<(u64, usize)>,
+        loc: Loc,
+    },
+}
+
+impl Wait {
+    fn loc(&self) -> &Loc {
+        match self {
+            Wait::Recv(l)
+            | Wait::Send(l)
+            | Wait::Join(_, l)
+            | Wait::Sleep(l, _)
+            | Wait::AllTasks(l)
+            | Wait::Select { loc: l, .. } => l,
+        }
+    }
 }
 
 /// What a task does when it next runs.
@@ -218,6 +245,7 @@ pub(crate) enum TaskOp {
     Send,
     Recv,
     Sleep,
+    Select,
 }
 
 fn chan_mut(i: &mut Interp, v: Value) -> Option<&mut Chan> {
@@ -367,12 +395,21 @@ impl Interp {
                 }
             }
             let now = self.sched.now();
-            while let Some(Reverse((d, _, id))) = self.sched.sleepers.peek().copied() {
+            while let Some(Reverse((d, seq, id))) = self.sched.sleepers.peek().copied() {
                 if d > now {
                     break;
                 }
                 self.sched.sleepers.pop();
-                self.wake(id, Resume::Value(Value::Unspecified));
+                match self.sched.tasks.get(&id).and_then(|t| t.wait.clone()) {
+                    Some(Wait::Sleep(_, s)) if s == seq => {
+                        self.wake(id, Resume::Value(Value::Unspecified));
+                    }
+                    Some(Wait::Select { timeout: Some((s, clause)), .. }) if s == seq => {
+                        self.select_fired(id, clause, Value::Unspecified)?;
+                    }
+                    // The task left that wait already (a select another clause won).
+                    _ => {}
+                }
             }
         }
     }
@@ -389,22 +426,15 @@ impl Interp {
                 Some(Wait::Recv(l)) => format!("waits at {l} to receive from a channel"),
                 Some(Wait::Send(l)) => format!("waits at {l} to send on a channel"),
                 Some(Wait::Join(j, l)) => format!("waits at {l} for task {j} to finish"),
-                Some(Wait::Sleep(l)) => format!("sleeps at {l}"),
+                Some(Wait::Sleep(l, _)) => format!("sleeps at {l}"),
+                Some(Wait::Select { loc, .. }) => format!("waits at {loc} in a select"),
                 Some(Wait::AllTasks(l)) => format!("waits at {l} for every task to finish"),
                 None => continue,
             };
             lines.push(format!("  {who} {what}"));
         }
-        let main_loc = match self.sched.tasks.get(&MAIN).and_then(|t| t.wait.clone()) {
-            Some(
-                Wait::Recv(l)
-                | Wait::Send(l)
-                | Wait::Join(_, l)
-                | Wait::Sleep(l)
-                | Wait::AllTasks(l),
-            ) => Some(l),
-            None => None,
-        };
+        let main_loc =
+            self.sched.tasks.get(&MAIN).and_then(|t| t.wait.as_ref().map(|w| w.loc().clone()));
         // Every parked task is dropped: nothing can wake them.
         self.sched.tasks.retain(|id, t| *id == MAIN || t.result.is_some() || t.wait.is_none());
         self.sched.current = MAIN;
@@ -492,8 +522,9 @@ impl Interp {
                 };
                 let deadline = self.sched.now().saturating_add(ms);
                 self.sched.sleep_seq += 1;
-                self.sched.sleepers.push(Reverse((deadline, self.sched.sleep_seq, cur)));
-                Ok(self.park(Wait::Sleep(loc.clone())))
+                let seq = self.sched.sleep_seq;
+                self.sched.sleepers.push(Reverse((deadline, seq, cur)));
+                Ok(self.park(Wait::Sleep(loc.clone(), seq)))
             }
             TaskOp::Send => {
                 let (ch, v) = (args[0], args[1]);
@@ -507,7 +538,7 @@ impl Interp {
                     ));
                 }
                 if let Some(r) = c.receivers.pop_front() {
-                    self.wake(r, Resume::Value(v));
+                    self.deliver(r, ch, false, v)?;
                     return Ok(State::Return(Value::Unspecified));
                 }
                 if c.buf.len() < c.cap {
@@ -520,27 +551,21 @@ impl Interp {
             TaskOp::Recv => {
                 let ch = args[0];
                 let eof = self.sched.eof;
-                let Some(c) = chan_mut(self, ch) else {
+                if chan_mut(self, ch).is_none() {
                     return Err(self.not_chan("chan-recv", ch, loc));
-                };
-                if let Some(v) = c.buf.pop_front() {
-                    // A blocked sender's value takes the freed place.
-                    if let Some((s, sv)) = c.senders.pop_front() {
-                        c.buf.push_back(sv);
-                        self.wake(s, Resume::Value(Value::Unspecified));
+                }
+                match self.take_from(ch)? {
+                    Some(v) => Ok(State::Return(v)),
+                    None if chan_mut(self, ch).is_some_and(|c| c.closed) => Ok(State::Return(eof)),
+                    None => {
+                        if let Some(c) = chan_mut(self, ch) {
+                            c.receivers.push_back(cur);
+                        }
+                        Ok(self.park(Wait::Recv(loc.clone())))
                     }
-                    return Ok(State::Return(v));
                 }
-                if let Some((s, sv)) = c.senders.pop_front() {
-                    self.wake(s, Resume::Value(Value::Unspecified));
-                    return Ok(State::Return(sv));
-                }
-                if c.closed {
-                    return Ok(State::Return(eof));
-                }
-                c.receivers.push_back(cur);
-                Ok(self.park(Wait::Recv(loc.clone())))
             }
+            TaskOp::Select => self.select(args[0], args[1] != Value::Bool(false), loc),
         }
     }
 
@@ -570,9 +595,10 @@ impl Interp {
         let receivers: Vec<u64> = c.receivers.drain(..).collect();
         let senders: Vec<u64> = c.senders.drain(..).map(|(s, _)| s).collect();
         for r in receivers {
-            self.wake(r, Resume::Value(eof));
+            self.deliver(r, ch, false, eof).map_err(|e| e.message)?;
         }
         for s in senders {
+            self.leave_select(s);
             self.wake(
                 s,
                 Resume::Raise(
@@ -583,10 +609,189 @@ impl Interp {
         }
         Ok(())
     }
+
+    /// Takes a value from channel `ch` if one is there: from its buffer (a blocked sender's
+    /// value then takes the freed place) or from a blocked sender.
+    fn take_from(&mut self, ch: Value) -> Result<Option<Value>, Fail> {
+        let Some(c) = chan_mut(self, ch) else { return Ok(None) };
+        if let Some(v) = c.buf.pop_front() {
+            if let Some((s, sv)) = c.senders.pop_front() {
+                c.buf.push_back(sv);
+                self.deliver(s, ch, true, Value::Unspecified)?;
+            }
+            return Ok(Some(v));
+        }
+        if let Some((s, sv)) = c.senders.pop_front() {
+            self.deliver(s, ch, true, Value::Unspecified)?;
+            return Ok(Some(sv));
+        }
+        Ok(None)
+    }
+
+    /// Completes the channel operation parked task `id` waited for on `ch` (a send when
+    /// `is_send`): a plain wait gets `v`; a `select` gets `(clause . v)` and leaves its other
+    /// queues.
+    fn deliver(&mut self, id: u64, ch: Value, is_send: bool, v: Value) -> Result<(), Fail> {
+        let clause = match self.sched.tasks.get(&id).and_then(|t| t.wait.as_ref()) {
+            Some(Wait::Select { chans, .. }) => {
+                chans.iter().find(|(c, _, s)| *c == ch && *s == is_send).map(|(_, i, _)| *i)
+            }
+            _ => None,
+        };
+        match clause {
+            Some(i) => self.select_fired(id, i, v),
+            None => {
+                self.wake(id, Resume::Value(v));
+                Ok(())
+            }
+        }
+    }
+
+    /// Clause `clause` of the select task `id` waits in happened with `v`.
+    fn select_fired(&mut self, id: u64, clause: usize, v: Value) -> Result<(), Fail> {
+        self.leave_select(id);
+        let pair = self.heap.cons(Value::Int(clause as i64), v).map_err(|e| self.heap_full(e))?;
+        self.wake(id, Resume::Value(pair));
+        Ok(())
+    }
+
+    /// Takes task `id` out of every channel queue its select put it in.
+    fn leave_select(&mut self, id: u64) {
+        let chans = match self.sched.tasks.get(&id).and_then(|t| t.wait.as_ref()) {
+            Some(Wait::Select { chans, .. }) => chans.clone(),
+            _ => return,
+        };
+        for (ch, _, _) in chans {
+            if let Some(c) = chan_mut(self, ch) {
+                c.receivers.retain(|r| *r != id);
+                c.senders.retain(|(s, _)| *s != id);
+            }
+        }
+    }
+
+    /// `(%select ops has-default)`: the first ready clause of `ops` (each `(recv ch)`,
+    /// `(send ch v)` or `(timeout ms)`) happens, giving `(index . value)`; with none ready,
+    /// `(-1 . unspecified)` when there is a default clause, else the task waits on all of them
+    /// and exactly one happens.
+    fn select(&mut self, ops: Value, has_default: bool, loc: &Loc) -> Result<State, Fail> {
+        let bad = |what: String| super::eval::error_at(format!("select: {what}"), Some(loc));
+        let mut clauses = Vec::new();
+        let mut l = ops;
+        while let Some((op, rest)) = self.heap.pair(l) {
+            let mut parts = Vec::new();
+            let mut o = op;
+            while let Some((a, d)) = self.heap.pair(o) {
+                parts.push(a);
+                o = d;
+            }
+            clauses.push(parts);
+            l = rest;
+        }
+        let recv = Value::Sym(self.syms.intern("recv"));
+        let send = Value::Sym(self.syms.intern("send"));
+        let timeout = Value::Sym(self.syms.intern("timeout"));
+        let eof = self.sched.eof;
+        let fired = |i: &mut Self, k: usize, v: Value| -> Result<State, Fail> {
+            let pair = i.heap.cons(Value::Int(k as i64), v).map_err(|e| i.heap_full(e))?;
+            Ok(State::Return(pair))
+        };
+        // Ready now?
+        for (k, c) in clauses.iter().enumerate() {
+            match c[..] {
+                [op, ch] if op == recv => {
+                    if chan_mut(self, ch).is_none() {
+                        return Err(bad(format!(
+                            "expects a channel, got {}",
+                            self.write_string(ch)
+                        )));
+                    }
+                    if let Some(v) = self.take_from(ch)? {
+                        return fired(self, k, v);
+                    }
+                    if chan_mut(self, ch).is_some_and(|c| c.closed) {
+                        return fired(self, k, eof);
+                    }
+                }
+                [op, ch, v] if op == send => {
+                    if chan_mut(self, ch).is_none() {
+                        return Err(bad(format!(
+                            "expects a channel, got {}",
+                            self.write_string(ch)
+                        )));
+                    }
+                    let c = chan_mut(self, ch).expect("checked");
+                    if c.closed {
+                        return Err(bad("a send clause's channel is closed".into()));
+                    }
+                    if let Some(r) = c.receivers.pop_front() {
+                        self.deliver(r, ch, false, v)?;
+                        return fired(self, k, Value::Unspecified);
+                    }
+                    if c.buf.len() < c.cap {
+                        c.buf.push_back(v);
+                        return fired(self, k, Value::Unspecified);
+                    }
+                }
+                [op, ms] if op == timeout => {
+                    if !matches!(ms, Value::Int(n) if n >= 0) {
+                        return Err(bad(format!(
+                            "a timeout is milliseconds (an integer >= 0), got {}",
+                            self.write_string(ms)
+                        )));
+                    }
+                    if ms == Value::Int(0) {
+                        return fired(self, k, Value::Unspecified);
+                    }
+                }
+                _ => return Err(bad("a clause is (recv ch), (send ch v) or (timeout ms)".into())),
+            }
+        }
+        if has_default {
+            return fired_default(self);
+        }
+        // Wait on all of them.
+        let cur = self.sched.current;
+        let mut chans = Vec::new();
+        let mut tmo = None;
+        for (k, c) in clauses.iter().enumerate() {
+            match c[..] {
+                [op, ch] if op == recv => {
+                    if let Some(c) = chan_mut(self, ch) {
+                        c.receivers.push_back(cur);
+                    }
+                    chans.push((ch, k, false));
+                }
+                [_, ch, v] => {
+                    if let Some(c) = chan_mut(self, ch) {
+                        c.senders.push_back((cur, v));
+                    }
+                    chans.push((ch, k, true));
+                }
+                [_, Value::Int(ms)] if tmo.is_none() => {
+                    let deadline = self.sched.now().saturating_add(ms as u64);
+                    self.sched.sleep_seq += 1;
+                    let seq = self.sched.sleep_seq;
+                    self.sched.sleepers.push(Reverse((deadline, seq, cur)));
+                    tmo = Some((seq, k));
+                }
+                _ => {}
+            }
+        }
+        if chans.is_empty() && tmo.is_none() {
+            return Err(bad("no clauses: it would wait forever".into()));
+        }
+        Ok(self.park(Wait::Select { chans, timeout: tmo, loc: loc.clone() }))
+    }
+}
+
+fn fired_default(i: &mut Interp) -> Result<State, Fail> {
+    let pair = i.heap.cons(Value::Int(-1), Value::Unspecified).map_err(|e| i.heap_full(e))?;
+    Ok(State::Return(pair))
 }
 
 /// The builtins of tasks and channels that never block.
 pub(crate) fn install(i: &mut Interp) {
+    i.def_control("%select", (2, Some(2)), super::eval::Ctl::Task(TaskOp::Select));
     let eof = i.heap.alloc(Obj::Conc(Conc::Eof)).expect("no limit yet");
     i.sched.eof = Value::Ref(eof);
     i.def_prim("make-chan", (0, Some(1)), |i, a| {
@@ -617,18 +822,12 @@ pub(crate) fn install(i: &mut Interp) {
         let default = a.get(1).copied().unwrap_or(Value::Bool(false));
         let eof = i.sched.eof;
         let Some(c) = chan_mut(i, a[0]) else { return Err("expects a channel".into()) };
-        if let Some(v) = c.buf.pop_front() {
-            if let Some((s, sv)) = c.senders.pop_front() {
-                c.buf.push_back(sv);
-                i.wake(s, Resume::Value(Value::Unspecified));
-            }
+        let _ = c;
+        if let Some(v) = i.take_from(a[0]).map_err(|e| e.message)? {
             return Ok(v);
         }
-        if let Some((s, sv)) = c.senders.pop_front() {
-            i.wake(s, Resume::Value(Value::Unspecified));
-            return Ok(sv);
-        }
-        Ok(if c.closed { eof } else { default })
+        let closed = chan_mut(i, a[0]).is_some_and(|c| c.closed);
+        Ok(if closed { eof } else { default })
     });
     i.def_prim("eof-object", (0, Some(0)), |i, _| Ok(i.sched.eof));
     i.def_prim("eof-object?", (1, Some(1)), |i, a| Ok(Value::Bool(a[0] == i.sched.eof)));
