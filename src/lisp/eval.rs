@@ -1901,12 +1901,34 @@ impl Interp {
                         }
                     }
                 }
+                Err(e) if e.kind == ErrorKind::Error && self.current_cancelled() => {
+                    // A cancelled task's uncaught error ends that task only.
+                    self.cancelled_done(e.at.clone()).map_err(|e| self.task_failed(e))?
+                }
                 Err(e) => {
                     let e = self.with_backtrace(e);
                     return Err(self.task_failed(e));
                 }
             };
         }
+    }
+
+    /// The running task, cancelled, ended with an uncaught error: the `after` thunks of its
+    /// `dynamic-wind`s run, innermost first, then it is done with the value `cancelled`.
+    pub(crate) fn cancelled_done(&mut self, at: Option<Loc>) -> Result<State, Fail> {
+        let afters: Vec<Value> = self
+            .stack
+            .iter()
+            .rev()
+            .filter_map(|f| match f.0 {
+                FrameKind::Wind { after, .. } => Some(after),
+                _ => None,
+            })
+            .collect();
+        self.stack.clear();
+        let v = Value::Sym(self.syms.intern("cancelled"));
+        let loc = at.unwrap_or_else(|| Loc { file: "".into(), span: Span::default() });
+        self.unwind(afters, Then::Return(v), &loc)
     }
 
     /// The heap refused an allocation.

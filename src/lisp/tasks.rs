@@ -32,7 +32,11 @@
 //! - Every value a task or a channel holds is a collector root (see `Interp::roots`).
 //!
 //! Still to come (issue 9): tasks as omni tasks on omni's runtime, channels over
-//! `omni::chan`, cancelling a task, OS threads.
+//! `omni::chan`, OS threads.
+//!
+//! `(task-cancel t)` raises a `task N cancelled` error in `t` where it waits (or where it
+//! next runs), so its `guard`s and `dynamic-wind` `after` thunks run; if nothing catches it,
+//! only that task ends, and its joiners get the symbol `cancelled`.
 
 use super::eval::{Frame, Interp, Loc, State};
 use super::heap::{Obj, Value};
@@ -110,8 +114,8 @@ impl Conc {
 /// What a parked task waits for, and where it asked.
 #[derive(Debug, Clone)]
 pub(crate) enum Wait {
-    Recv(Loc),
-    Send(Loc),
+    Recv(Loc, Value),
+    Send(Loc, Value),
     Join(u64, Loc),
     /// The sleeper entry's sequence number tells a live entry from a stale one.
     Sleep(Loc, u64),
@@ -128,8 +132,8 @@ pub(crate) enum Wait {
 impl Wait {
     fn loc(&self) -> &Loc {
         match self {
-            Wait::Recv(l)
-            | Wait::Send(l)
+            Wait::Recv(l, _)
+            | Wait::Send(l, _)
             | Wait::Join(_, l)
             | Wait::Sleep(l, _)
             | Wait::AllTasks(l)
@@ -155,6 +159,8 @@ pub(crate) struct Task {
     result: Option<Value>,
     joiners: Vec<u64>,
     spawned_at: Option<Loc>,
+    /// `task-cancel` was called: an uncaught error ends the task, not the program.
+    cancelled: bool,
 }
 
 impl Task {
@@ -166,6 +172,7 @@ impl Task {
             result: None,
             joiners: Vec::new(),
             spawned_at,
+            cancelled: false,
         }
     }
 }
@@ -246,6 +253,7 @@ pub(crate) enum TaskOp {
     Recv,
     Sleep,
     Select,
+    Cancel,
 }
 
 fn chan_mut(i: &mut Interp, v: Value) -> Option<&mut Chan> {
@@ -327,28 +335,7 @@ impl Interp {
     /// The current task (not main) returned `v`.
     pub(crate) fn task_done(&mut self, v: Value) -> Result<State, Fail> {
         let id = self.sched.current;
-        let joiners = match self.sched.tasks.get_mut(&id) {
-            Some(t) => {
-                t.result = Some(v);
-                t.stack = Vec::new();
-                std::mem::take(&mut t.joiners)
-            }
-            None => Vec::new(),
-        };
-        for j in joiners {
-            self.wake(j, Resume::Value(v));
-        }
-        if !self.sched.others_live() {
-            let main_waits_all = self
-                .sched
-                .tasks
-                .get(&MAIN)
-                .is_some_and(|m| matches!(m.wait, Some(Wait::AllTasks(_))));
-            if main_waits_all {
-                let done = Value::Sym(self.syms.intern("done"));
-                self.wake(MAIN, Resume::Value(done));
-            }
-        }
+        self.finish(id, v);
         self.switch()
     }
 
@@ -423,8 +410,8 @@ impl Interp {
             let who =
                 if id == MAIN { "the main program".to_string() } else { format!("task {id}") };
             let what = match &t.wait {
-                Some(Wait::Recv(l)) => format!("waits at {l} to receive from a channel"),
-                Some(Wait::Send(l)) => format!("waits at {l} to send on a channel"),
+                Some(Wait::Recv(l, _)) => format!("waits at {l} to receive from a channel"),
+                Some(Wait::Send(l, _)) => format!("waits at {l} to send on a channel"),
                 Some(Wait::Join(j, l)) => format!("waits at {l} for task {j} to finish"),
                 Some(Wait::Sleep(l, _)) => format!("sleeps at {l}"),
                 Some(Wait::Select { loc, .. }) => format!("waits at {loc} in a select"),
@@ -546,7 +533,7 @@ impl Interp {
                     return Ok(State::Return(Value::Unspecified));
                 }
                 c.senders.push_back((cur, v));
-                Ok(self.park(Wait::Send(loc.clone())))
+                Ok(self.park(Wait::Send(loc.clone(), ch)))
             }
             TaskOp::Recv => {
                 let ch = args[0];
@@ -561,11 +548,20 @@ impl Interp {
                         if let Some(c) = chan_mut(self, ch) {
                             c.receivers.push_back(cur);
                         }
-                        Ok(self.park(Wait::Recv(loc.clone())))
+                        Ok(self.park(Wait::Recv(loc.clone(), ch)))
                     }
                 }
             }
             TaskOp::Select => self.select(args[0], args[1] != Value::Bool(false), loc),
+            TaskOp::Cancel => {
+                let Some(id) = self.task_id(args[0]) else {
+                    return Err(super::eval::error_at(
+                        format!("task-cancel: expects a task, got {}", self.write_string(args[0])),
+                        Some(loc),
+                    ));
+                };
+                self.cancel(id, loc)
+            }
         }
     }
 
@@ -608,6 +604,93 @@ impl Interp {
             );
         }
         Ok(())
+    }
+
+    /// Cancels task `id`: a `task cancelled` error is raised in it where it waits (or where
+    /// it is), so its `guard`s and `dynamic-wind` thunks run; uncaught, it ends the task,
+    /// whose joiners get the symbol `cancelled`. A finished task is left as it is.
+    fn cancel(&mut self, id: u64, loc: &Loc) -> Result<State, Fail> {
+        let cur = self.sched.current;
+        let Some(t) = self.sched.tasks.get_mut(&id) else {
+            return Ok(State::Return(Value::Bool(false)));
+        };
+        if t.result.is_some() || id == MAIN {
+            return Ok(State::Return(Value::Bool(false)));
+        }
+        t.cancelled = true;
+        let msg = format!("task {id} cancelled");
+        if id == cur {
+            return Err(super::eval::error_at(msg, Some(loc)));
+        }
+        if matches!(t.resume, Some(Resume::Apply(..))) {
+            // Never started: it just ends.
+            t.resume = None;
+            self.sched.run_queue.retain(|r| *r != id);
+            let cancelled = Value::Sym(self.syms.intern("cancelled"));
+            self.finish(id, cancelled);
+            return Ok(State::Return(Value::Bool(true)));
+        }
+        match t.wait.clone() {
+            Some(wait) => {
+                // Out of whatever queue holds it (a stale sleeper entry is ignored).
+                match wait {
+                    Wait::Recv(_, ch) | Wait::Send(_, ch) => {
+                        if let Some(c) = chan_mut(self, ch) {
+                            c.receivers.retain(|r| *r != id);
+                            c.senders.retain(|(s, _)| *s != id);
+                        }
+                    }
+                    Wait::Join(j, _) => {
+                        if let Some(jt) = self.sched.tasks.get_mut(&j) {
+                            jt.joiners.retain(|r| *r != id);
+                        }
+                    }
+                    Wait::Select { .. } => self.leave_select(id),
+                    Wait::Sleep(..) | Wait::AllTasks(_) => {}
+                }
+                self.wake(id, Resume::Raise(msg, loc.clone()));
+            }
+            None => {
+                // Ready to run: it raises when it next runs.
+                if let Some(t) = self.sched.tasks.get_mut(&id) {
+                    t.resume = Some(Resume::Raise(msg, loc.clone()));
+                }
+            }
+        }
+        Ok(State::Return(Value::Bool(true)))
+    }
+
+    /// Task `id` ended with `v`: its joiners get `v`, and `run-scheduler` returns once no
+    /// task is left.
+    fn finish(&mut self, id: u64, v: Value) {
+        let joiners = match self.sched.tasks.get_mut(&id) {
+            Some(t) => {
+                t.result = Some(v);
+                t.stack = Vec::new();
+                std::mem::take(&mut t.joiners)
+            }
+            None => Vec::new(),
+        };
+        for j in joiners {
+            self.wake(j, Resume::Value(v));
+        }
+        if !self.sched.others_live() {
+            let main_waits_all = self
+                .sched
+                .tasks
+                .get(&MAIN)
+                .is_some_and(|m| matches!(m.wait, Some(Wait::AllTasks(_))));
+            if main_waits_all {
+                let done = Value::Sym(self.syms.intern("done"));
+                self.wake(MAIN, Resume::Value(done));
+            }
+        }
+    }
+
+    /// Whether the running task was cancelled (its uncaught error ends only it).
+    pub(crate) fn current_cancelled(&self) -> bool {
+        self.sched.current != MAIN
+            && self.sched.tasks.get(&self.sched.current).is_some_and(|t| t.cancelled)
     }
 
     /// Takes a value from channel `ch` if one is there: from its buffer (a blocked sender's
@@ -792,6 +875,7 @@ fn fired_default(i: &mut Interp) -> Result<State, Fail> {
 /// The builtins of tasks and channels that never block.
 pub(crate) fn install(i: &mut Interp) {
     i.def_control("%select", (2, Some(2)), super::eval::Ctl::Task(TaskOp::Select));
+    i.def_control("task-cancel", (1, Some(1)), super::eval::Ctl::Task(TaskOp::Cancel));
     let eof = i.heap.alloc(Obj::Conc(Conc::Eof)).expect("no limit yet");
     i.sched.eof = Value::Ref(eof);
     i.def_prim("make-chan", (0, Some(1)), |i, a| {
