@@ -2500,9 +2500,15 @@ impl Interp {
             Ctl::Apply => {
                 let mut spread = args[1..args.len() - 1].to_vec();
                 let mut l = args[args.len() - 1];
+                // A proper list has no more pairs than the heap has objects: past that, it is
+                // circular.
+                let most = self.heap.stats().objects;
                 while let Some((a, d)) = self.heap.pair(l) {
                     spread.push(a);
                     l = d;
+                    if spread.len() > most {
+                        return Err(err("apply: its last argument is a circular list", Some(loc)));
+                    }
                 }
                 if l != Value::Nil {
                     return Err(err("apply: its last argument must be a list", Some(loc)));
