@@ -182,6 +182,8 @@ pub(crate) struct Sched {
     tasks: HashMap<u64, Task>,
     pub(crate) current: u64,
     next_id: u64,
+    /// Tasks other than main that have not finished (kept, not counted, so a finish is O(1)).
+    live: usize,
     run_queue: VecDeque<u64>,
     sleepers: BinaryHeap<Reverse<(u64, u64, u64)>>,
     sleep_seq: u64,
@@ -202,6 +204,7 @@ impl Default for Sched {
             tasks,
             current: MAIN,
             next_id: 1,
+            live: 0,
             run_queue: VecDeque::new(),
             sleepers: BinaryHeap::new(),
             sleep_seq: 0,
@@ -225,7 +228,12 @@ impl Sched {
 
     /// Whether some task other than main has not finished.
     fn others_live(&self) -> bool {
-        self.tasks.iter().any(|(id, t)| *id != MAIN && t.result.is_none())
+        self.live > 0
+    }
+
+    /// Counts the unfinished tasks again, after tasks were dropped wholesale.
+    fn recount(&mut self) {
+        self.live = self.tasks.iter().filter(|(id, t)| **id != MAIN && t.result.is_none()).count();
     }
 
     pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
@@ -293,6 +301,7 @@ impl Interp {
         if id != MAIN {
             let at = self.sched.tasks.get(&id).and_then(|t| t.spawned_at.clone());
             self.sched.tasks.remove(&id);
+            self.sched.recount();
             e.message = match at {
                 Some(at) => format!("in task {id} (spawned at {at}): {}", e.message),
                 None => format!("in task {id}: {}", e.message),
@@ -424,6 +433,7 @@ impl Interp {
             self.sched.tasks.get(&MAIN).and_then(|t| t.wait.as_ref().map(|w| w.loc().clone()));
         // Every parked task is dropped: nothing can wake them.
         self.sched.tasks.retain(|id, t| *id == MAIN || t.result.is_some() || t.wait.is_none());
+        self.sched.recount();
         self.sched.current = MAIN;
         let mut e = super::eval::error_at(
             format!("deadlock: no task can run\n{}", lines.join("\n")),
@@ -443,6 +453,7 @@ impl Interp {
                 let mut t = Task::new(Some(loc.clone()));
                 t.resume = Some(Resume::Apply(args[0], loc.clone()));
                 self.sched.tasks.insert(id, t);
+                self.sched.live += 1;
                 self.sched.run_queue.push_back(id);
                 let v =
                     self.heap.alloc(Obj::Conc(Conc::Task(id))).map_err(|e| self.heap_full(e))?;
@@ -665,6 +676,9 @@ impl Interp {
     fn finish(&mut self, id: u64, v: Value) {
         let joiners = match self.sched.tasks.get_mut(&id) {
             Some(t) => {
+                if t.result.is_none() && id != MAIN {
+                    self.sched.live -= 1;
+                }
                 t.result = Some(v);
                 t.stack = Vec::new();
                 std::mem::take(&mut t.joiners)
