@@ -1205,3 +1205,50 @@ fn chr(v: Value) -> Result<char, String> {
         _ => Err("expects a character".into()),
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::lisp::{Interp, Limits};
+
+    fn limited() -> Interp {
+        Interp::with_limits(Limits { heap_objects: 50_000, ..Limits::default() })
+    }
+
+    #[test]
+    fn big_objects_are_refused_under_a_heap_limit_before_they_are_built() {
+        for (src, want) in [
+            ("(make-vector 1000000 0)", "make-vector: heap limit reached (50000 live objects): a vector of 1000000 items counts as 250001 objects"),
+            ("(make-string 10000000 #\\a)", "make-string: heap limit reached (50000 live objects): a string of 10000000 bytes counts as 156251 objects"),
+            ("(define s (make-string 1000000)) (string-append s s s s)", "string-append: heap limit reached (50000 live objects): a string of 4000000 bytes counts as 62501 objects"),
+        ] {
+            let e = limited().eval_str(src, "big").unwrap_err();
+            assert_eq!(e.message, want);
+        }
+    }
+
+    #[test]
+    fn a_hash_table_growing_alone_reaches_the_heap_limit() {
+        // Each entry is 32 bytes: the table counts one object per two entries.
+        let mut i = limited();
+        let src = "(define t (make-hash-table)) (define (fill n) (hash-table-set! t n n) (fill (+ n 1))) (fill 0)";
+        let e = i.eval_str(src, "fill").unwrap_err();
+        // The table check, or the evaluator allocating the next call, refuses first.
+        assert!(e.message.ends_with("heap limit reached (50000 live objects)"), "{e}");
+        let n: usize = i.eval_str("(hash-table-count t)", "count").unwrap().parse().unwrap();
+        assert!((90_000..100_000).contains(&n), "{n} entries");
+    }
+
+    #[test]
+    fn cyclic_data_prints_and_compares_in_a_big_heap() {
+        // A heap of a million live objects: the first, cheap printing pass gives up after a
+        // million items, and equal? switches to remembering what it compared.
+        let mut i = Interp::new();
+        let src = "(define keep (make-list-of 1000000))
+                   (define l (list 1 2)) (set-cdr! (cdr l) l)
+                   (define m (list 1 2 1 2)) (set-cdr! (cdr (cddr m)) m)
+                   (list (equal? l m) (length keep) l)";
+        let prelude = "(define (make-list-of n) (let loop ((n n) (acc '())) (if (= n 0) acc (loop (- n 1) (cons n acc)))))";
+        i.eval_str(prelude, "p").unwrap();
+        assert_eq!(i.eval_str(src, "big").unwrap(), "(#t 1000000 (1 2 ...))");
+    }
+}

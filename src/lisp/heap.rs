@@ -404,11 +404,15 @@ impl Heap {
     /// much weight as survived it, and at least a few thousand objects' worth), or the limit is
     /// near: within an eighth of it, or within the heaviest object allocated since the last
     /// collection, since one step of the evaluator may allocate several objects (or another
-    /// such one) before the next chance to collect.
+    /// such one) before the next chance to collect. Near the limit it waits until a quarter of
+    /// the room the last collection left has been allocated: when what survived is itself near
+    /// the limit, collecting at every step would make each step cost a whole collection.
     pub fn should_collect(&self) -> bool {
         let headroom = (self.limit / 8).max(16).max(self.heaviest);
+        let room_left = self.limit.saturating_sub(self.survivors);
         self.since_collect >= self.survivors.max(MIN_INTERVAL)
-            || (self.since_collect > 0 && self.weight.saturating_add(headroom) >= self.limit)
+            || (self.since_collect >= (room_left / 4).max(1)
+                && self.weight.saturating_add(headroom) >= self.limit)
     }
 
     /// Frees every object not reachable from `roots`. Returns how many were freed.
@@ -842,6 +846,73 @@ mod tests {
         assert!(heap.should_collect());
         assert_eq!(heap.collect([keep]), 9);
         assert!(heap.cons(Value::Nil, Value::Nil).is_ok());
+    }
+
+    #[test]
+    fn big_objects_count_by_their_size_against_the_limit() {
+        let mut heap = Heap::with_limit(1000);
+        // 100 items of 16 bytes: 1 + 1600 / 64 = 26.
+        let v = heap.alloc(Obj::Vector(vec![Value::Nil; 100])).unwrap();
+        assert_eq!((heap.weight, heap.live()), (26, 1));
+        assert!(heap.check_room(974 * BYTES_PER_OBJECT).is_err());
+        assert!(heap.check_room(973 * BYTES_PER_OBJECT).is_ok());
+        let s = heap.alloc(Obj::Str("x".repeat(64 * 900))).unwrap();
+        assert_eq!(heap.weight, 26 + 901);
+        let refused = heap.alloc(Obj::Str("x".repeat(64 * 100))).unwrap_err();
+        assert_eq!(refused, HeapFull { limit: 1000 });
+        // Pairs still count one each, up to the limit.
+        for _ in 0..73 {
+            heap.cons(Value::Nil, Value::Nil).unwrap();
+        }
+        assert!(heap.cons(Value::Nil, Value::Nil).is_err());
+        assert!(heap.should_collect());
+        heap.collect([Value::Ref(v)]);
+        assert_eq!((heap.weight, heap.live()), (26, 1));
+        assert!(heap.get(s).is_err());
+        // Growing in place (a table, a vector) is counted too.
+        heap.update(v, |o| *o = Obj::Vector(vec![Value::Nil; 400])).unwrap();
+        assert_eq!(heap.weight, 101);
+    }
+
+    #[test]
+    fn big_garbage_is_collected_as_soon_as_small_garbage_of_its_size() {
+        let mut heap = Heap::new();
+        let mut collections = 0;
+        for _ in 0..100 {
+            // 10^6 items each: far more than `MIN_INTERVAL` objects' worth.
+            heap.alloc(Obj::Vector(vec![Value::Nil; 1_000_000])).unwrap();
+            if heap.should_collect() {
+                heap.collect([]);
+                collections += 1;
+            }
+        }
+        assert_eq!(collections, 100);
+    }
+
+    #[test]
+    fn cyclic_data_prints_with_dots_where_it_refers_back() {
+        let mut heap = Heap::new();
+        let syms = Symbols::default();
+        let show = |heap: &Heap, v: Value| {
+            let mut out = String::new();
+            heap.write(v, &syms, &mut out);
+            out
+        };
+        let l = list(&mut heap, &[Value::Int(1), Value::Int(2), Value::Int(3)]);
+        let (Some((_, d)), Value::Ref(r)) = (heap.pair(l), l) else { unreachable!() };
+        let (_, dd) = heap.pair(d).unwrap();
+        let Value::Ref(last) = dd else { unreachable!() };
+        heap.update(last, |o| *o = Obj::Pair(Value::Int(3), l)).unwrap();
+        assert_eq!(show(&heap, l), "(1 2 3 ...)");
+        let v = heap.alloc(Obj::Vector(vec![l, Value::Nil])).unwrap();
+        heap.update(v, |o| *o = Obj::Vector(vec![l, Value::Ref(v)])).unwrap();
+        assert_eq!(show(&heap, Value::Ref(v)), "#((1 2 3 ...) ...)");
+        heap.update(r, |o| *o = Obj::Pair(Value::Ref(v), d)).unwrap();
+        assert_eq!(show(&heap, l), "(#(... ...) 2 3 ...)");
+        // Shared, not cyclic: in full.
+        let x = list(&mut heap, &[Value::Int(7)]);
+        let shared = list(&mut heap, &[x, x]);
+        assert_eq!(show(&heap, shared), "((7) (7))");
     }
 
     #[test]
