@@ -1870,10 +1870,13 @@ impl Interp {
                 self.heap.collect(roots);
             }
             self.sched.slice += 1;
-            if self.sched.slice >= super::tasks::QUANTUM && self.others_ready() {
-                // A busy task gives the others a turn.
-                state = self.preempt(state).map_err(|e| self.task_failed(e))?;
-                continue;
+            if self.sched.slice >= super::tasks::QUANTUM {
+                self.sched.slice = 0;
+                if self.others_ready() {
+                    // A busy task gives the others a turn.
+                    state = self.preempt(state).map_err(|e| self.task_failed(e))?;
+                    continue;
+                }
             }
             let next = match state {
                 State::Eval(e, env) => self.eval(&e, env),

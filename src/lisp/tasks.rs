@@ -161,6 +161,9 @@ pub(crate) struct Task {
     spawned_at: Option<Loc>,
     /// `task-cancel` was called: an uncaught error ends the task, not the program.
     cancelled: bool,
+    /// Cancelled while ready to run: the error is raised at its next task operation (its
+    /// next checkpoint), so a value it was already handed is not lost.
+    cancel_pending: bool,
 }
 
 impl Task {
@@ -173,6 +176,7 @@ impl Task {
             joiners: Vec::new(),
             spawned_at,
             cancelled: false,
+            cancel_pending: false,
         }
     }
 }
@@ -262,6 +266,7 @@ pub(crate) enum TaskOp {
     Sleep,
     Select,
     Cancel,
+    Close,
 }
 
 fn chan_mut(i: &mut Interp, v: Value) -> Option<&mut Chan> {
@@ -311,8 +316,13 @@ impl Interp {
         e
     }
 
+    /// Makes parked task `id` ready, to go on with `r`. A task that is not parked (woken
+    /// already by another clause of its select) is left alone: a task is woken once.
     fn wake(&mut self, id: u64, r: Resume) {
         if let Some(t) = self.sched.tasks.get_mut(&id) {
+            if t.wait.is_none() {
+                return;
+            }
             t.wait = None;
             t.resume = Some(r);
             self.sched.run_queue.push_back(id);
@@ -336,9 +346,36 @@ impl Interp {
         self.switch()
     }
 
-    /// Whether another task is ready to run.
+    /// Whether another task is ready to run: one in the run queue, or a sleeper whose
+    /// deadline has passed (on the real clock, time moves while a task runs).
     pub(crate) fn others_ready(&self) -> bool {
         !self.sched.run_queue.is_empty()
+            || self.sched.sleepers.peek().is_some_and(|Reverse((d, _, _))| *d <= self.sched.now())
+    }
+
+    /// Moves the sleepers whose deadline has passed to the run queue.
+    fn wake_due(&mut self) -> Result<(), Fail> {
+        if self.sched.sleepers.is_empty() {
+            return Ok(());
+        }
+        let now = self.sched.now();
+        while let Some(Reverse((d, seq, id))) = self.sched.sleepers.peek().copied() {
+            if d > now {
+                break;
+            }
+            self.sched.sleepers.pop();
+            match self.sched.tasks.get(&id).and_then(|t| t.wait.clone()) {
+                Some(Wait::Sleep(_, s)) if s == seq => {
+                    self.wake(id, Resume::Value(Value::Unspecified));
+                }
+                Some(Wait::Select { timeout: Some((s, clause)), .. }) if s == seq => {
+                    self.select_fired(id, clause, Value::Unspecified)?;
+                }
+                // The task left that wait already (a select another clause won).
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The current task (not main) returned `v`.
@@ -359,6 +396,7 @@ impl Interp {
             }
         }
         loop {
+            self.wake_due()?;
             if let Some(id) = self.sched.run_queue.pop_front() {
                 let Some(t) = self.sched.tasks.get_mut(&id) else { continue };
                 let Some(resume) = t.resume.take() else { continue };
@@ -379,6 +417,18 @@ impl Interp {
                     Resume::Apply(thunk, loc) => self.call_thunk(thunk, &loc),
                 };
             }
+            // Entries of sleeps that ended otherwise (a select won by a channel) do not count.
+            while let Some(Reverse((_, seq, id))) = self.sched.sleepers.peek().copied() {
+                let live = match self.sched.tasks.get(&id).and_then(|t| t.wait.as_ref()) {
+                    Some(Wait::Sleep(_, s)) => *s == seq,
+                    Some(Wait::Select { timeout: Some((s, _)), .. }) => *s == seq,
+                    _ => false,
+                };
+                if live {
+                    break;
+                }
+                self.sched.sleepers.pop();
+            }
             let Some(Reverse((deadline, _, _))) = self.sched.sleepers.peek().copied() else {
                 return Err(self.deadlock());
             };
@@ -388,23 +438,6 @@ impl Interp {
                     self.sched.now_ms = deadline;
                 } else {
                     std::thread::sleep(Duration::from_millis(deadline - now));
-                }
-            }
-            let now = self.sched.now();
-            while let Some(Reverse((d, seq, id))) = self.sched.sleepers.peek().copied() {
-                if d > now {
-                    break;
-                }
-                self.sched.sleepers.pop();
-                match self.sched.tasks.get(&id).and_then(|t| t.wait.clone()) {
-                    Some(Wait::Sleep(_, s)) if s == seq => {
-                        self.wake(id, Resume::Value(Value::Unspecified));
-                    }
-                    Some(Wait::Select { timeout: Some((s, clause)), .. }) if s == seq => {
-                        self.select_fired(id, clause, Value::Unspecified)?;
-                    }
-                    // The task left that wait already (a select another clause won).
-                    _ => {}
                 }
             }
         }
@@ -446,6 +479,16 @@ impl Interp {
     /// A builtin of tasks and channels that may block.
     pub(crate) fn task_op(&mut self, op: TaskOp, args: &[Value], loc: &Loc) -> Result<State, Fail> {
         let cur = self.sched.current;
+        // Every blocking operation is a checkpoint where a pending cancellation is raised.
+        let checkpoint = !matches!(op, TaskOp::Spawn | TaskOp::Cancel | TaskOp::Close);
+        if checkpoint {
+            if let Some(t) = self.sched.tasks.get_mut(&cur) {
+                if t.cancel_pending {
+                    t.cancel_pending = false;
+                    return Err(super::eval::error_at(format!("task {cur} cancelled"), Some(loc)));
+                }
+            }
+        }
         match op {
             TaskOp::Spawn => {
                 let id = self.sched.next_id;
@@ -460,7 +503,7 @@ impl Interp {
                 Ok(State::Return(Value::Ref(v)))
             }
             TaskOp::Yield => {
-                if self.sched.run_queue.is_empty() {
+                if !self.others_ready() {
                     return Ok(State::Return(Value::Unspecified));
                 }
                 self.preempt(State::Return(Value::Unspecified))
@@ -564,6 +607,11 @@ impl Interp {
                 }
             }
             TaskOp::Select => self.select(args[0], args[1] != Value::Bool(false), loc),
+            TaskOp::Close => {
+                self.chan_close(args[0], loc)
+                    .map_err(|m| super::eval::error_at(format!("chan-close: {m}"), Some(loc)))?;
+                Ok(State::Return(Value::Unspecified))
+            }
             TaskOp::Cancel => {
                 let Some(id) = self.task_id(args[0]) else {
                     return Err(super::eval::error_at(
@@ -599,12 +647,12 @@ impl Interp {
             return Err(format!("expects a channel, got {}", self.write_string(ch)));
         };
         c.closed = true;
-        let receivers: Vec<u64> = c.receivers.drain(..).collect();
-        let senders: Vec<u64> = c.senders.drain(..).map(|(s, _)| s).collect();
-        for r in receivers {
+        // One at a time: a select queued here twice leaves every queue when its first
+        // clause fires.
+        while let Some(r) = chan_mut(self, ch).and_then(|c| c.receivers.pop_front()) {
             self.deliver(r, ch, false, eof).map_err(|e| e.message)?;
         }
-        for s in senders {
+        while let Some((s, _)) = chan_mut(self, ch).and_then(|c| c.senders.pop_front()) {
             self.leave_select(s);
             self.wake(
                 s,
@@ -662,9 +710,10 @@ impl Interp {
                 self.wake(id, Resume::Raise(msg, loc.clone()));
             }
             None => {
-                // Ready to run: it raises when it next runs.
+                // Ready to run, maybe with a value a channel handed it: it raises at its next
+                // checkpoint, after it has that value.
                 if let Some(t) = self.sched.tasks.get_mut(&id) {
-                    t.resume = Some(Resume::Raise(msg, loc.clone()));
+                    t.cancel_pending = true;
                 }
             }
         }
@@ -850,6 +899,7 @@ impl Interp {
         let cur = self.sched.current;
         let mut chans = Vec::new();
         let mut tmo = None;
+        let mut shortest: Option<(i64, usize)> = None;
         for (k, c) in clauses.iter().enumerate() {
             match c[..] {
                 [op, ch] if op == recv => {
@@ -864,15 +914,21 @@ impl Interp {
                     }
                     chans.push((ch, k, true));
                 }
-                [_, Value::Int(ms)] if tmo.is_none() => {
-                    let deadline = self.sched.now().saturating_add(ms as u64);
-                    self.sched.sleep_seq += 1;
-                    let seq = self.sched.sleep_seq;
-                    self.sched.sleepers.push(Reverse((deadline, seq, cur)));
-                    tmo = Some((seq, k));
+                [_, Value::Int(ms)] => {
+                    // The shortest timeout is the one that can fire (the first of equals).
+                    if shortest.is_none_or(|(best, _)| ms < best) {
+                        shortest = Some((ms, k));
+                    }
                 }
                 _ => {}
             }
+        }
+        if let Some((ms, k)) = shortest {
+            let deadline = self.sched.now().saturating_add(ms as u64);
+            self.sched.sleep_seq += 1;
+            let seq = self.sched.sleep_seq;
+            self.sched.sleepers.push(Reverse((deadline, seq, cur)));
+            tmo = Some((seq, k));
         }
         if chans.is_empty() && tmo.is_none() {
             return Err(bad("no clauses: it would wait forever".into()));
@@ -911,11 +967,7 @@ pub(crate) fn install(i: &mut Interp) {
         Some(c) => Ok(Value::Bool(c.closed)),
         None => Err("expects a channel".into()),
     });
-    i.def_prim("chan-close", (1, Some(1)), |i, a| {
-        let loc = Loc { file: "chan-close".into(), span: Default::default() };
-        i.chan_close(a[0], &loc)?;
-        Ok(Value::Unspecified)
-    });
+    i.def_control("chan-close", (1, Some(1)), super::eval::Ctl::Task(TaskOp::Close));
     i.def_prim("chan-try-recv", (1, Some(2)), |i, a| {
         let default = a.get(1).copied().unwrap_or(Value::Bool(false));
         let eof = i.sched.eof;
