@@ -1531,6 +1531,7 @@ impl Interp {
     /// `case` clauses, with the key in local slot 0 of the innermost scope.
     fn case_clauses(&mut self, clauses: &[Datum], file: &Rc<str>) -> Result<Rc<Expr>, Fail> {
         let memv = self.global_const("memv");
+        let eqv = self.global_const("eqv?");
         let mut e: Rc<Expr> = Rc::new(Expr::Const(Value::Unspecified));
         for clause in clauses.iter().rev() {
             let parts = clause.items();
@@ -1545,9 +1546,26 @@ impl Interp {
             if !matches!(data.kind(), DatumKind::List(_, None)) {
                 return Err(self.bad("a `case` clause starts with a list of data", data, file));
             }
-            let list = Rc::new(Expr::Const(self.datum_value(data)?));
             let key = Rc::new(Expr::Local(0, 0));
-            let test = Self::make_call(vec![memv.clone(), key, list], Self::loc(file, clause));
+            let test = if data.items().len() <= 8 {
+                // A few data: `eqv?` each, a builtin evaluated in place, not a call of `memv`.
+                let mut tests = Vec::new();
+                for d in data.items() {
+                    let v = Rc::new(Expr::Const(self.datum_value(d)?));
+                    tests.push(Self::make_call(
+                        vec![eqv.clone(), key.clone(), v],
+                        Self::loc(file, clause),
+                    ));
+                }
+                match tests.len() {
+                    0 => Rc::new(Expr::Const(Value::Bool(false))),
+                    1 => tests.pop().expect("one"),
+                    _ => Rc::new(Expr::Or(tests.into())),
+                }
+            } else {
+                let list = Rc::new(Expr::Const(self.datum_value(data)?));
+                Self::make_call(vec![memv.clone(), key, list], Self::loc(file, clause))
+            };
             e = Rc::new(Expr::If(test, body, e));
         }
         Ok(e)
