@@ -530,7 +530,8 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Continuation frames (the depth of non-tail calls and pending forms).
     pub frames: u32,
-    /// Live heap objects.
+    /// Live heap objects, a big one (string, vector, record, hash table) counting one per 64
+    /// bytes it holds, so the cap bounds memory, not only the number of objects.
     pub heap_objects: usize,
 }
 
