@@ -286,3 +286,66 @@ fn cancelling_selects_at_every_poll_loses_nothing() {
         assert_eq!(s.load(Relaxed), 1, "value {i}");
     }
 }
+
+/// Runs `f` on its own thread and fails if it has not finished within a minute (a livelock).
+fn no_hang(f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung"),
+        _ => t.join().unwrap(),
+    }
+}
+
+/// Regression (found by the `chan_ops` fuzz target): on a rendezvous channel, a select with a
+/// recv and a send arm on the same channel paired its arms with each other while registering:
+/// it claimed its own word, unlinked its own entry as `Lost`, and rescanned for ever (or, when
+/// the send arm's entry was the one unlinked, dropped the value in it and panicked with "a send
+/// arm holds its value"). Now the arms park, and a peer completes one of them.
+#[test]
+fn select_send_and_recv_on_one_rendezvous_channel_do_not_pair_with_each_other() {
+    no_hang(|| {
+        let (tx, rx) = rendezvous::<u32>();
+        let mut a = Select::new().biased().recv(&rx, |r| (0, r.ok())).send(&tx, 1, |_| (1, None));
+        assert!(poll_once(&mut a).is_pending(), "a select does not pair with itself");
+        assert_eq!(rx.try_recv(), Ok(1), "its send arm is parked");
+        assert_eq!(poll_once(&mut a), Poll::Ready((1, None)));
+    });
+}
+
+/// Regression (found by the `chan_ops` fuzz target): the same, with a plain send and a second
+/// select parked too; the send arm's entry was unlinked as `Lost` by its own recv arm and the
+/// rescan freed it with the value inside (panic "a send arm holds its value"). Every value comes
+/// out once.
+#[test]
+fn select_send_arm_lost_on_rescan_keeps_its_value() {
+    no_hang(|| {
+        let (tx, rx) = rendezvous::<u32>();
+        let mut a = Select::new().biased().recv(&rx, |r| r.ok()).send(&tx, 1, |_| None);
+        assert!(poll_once(&mut a).is_pending());
+        let mut s = tx.send(2);
+        let s_done = poll_once(&mut s).is_ready();
+        let mut got = Vec::new();
+        if let Poll::Ready(Some(v)) = poll_once(&mut a) {
+            got.push(v);
+        }
+        let mut b = Select::new().biased().recv(&rx, |r| r.ok()).send(&tx, 3, |_| None);
+        let b_first = poll_once(&mut b);
+        if let Poll::Ready(Some(v)) = b_first {
+            got.push(v);
+        }
+        while let Ok(v) = rx.try_recv() {
+            got.push(v);
+        }
+        if s_done {
+            assert!(got.contains(&2), "the completed send's value came out: {got:?}");
+        }
+        let mut once = got.clone();
+        once.sort_unstable();
+        once.dedup();
+        assert_eq!(once.len(), got.len(), "a value came out twice: {got:?}");
+    });
+}

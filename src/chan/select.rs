@@ -40,7 +40,7 @@ use std::time::Duration;
 use super::core::{fire, fire_all, Chan, State};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::mpmc::{Receiver, Sender};
-use super::waiters::{Status, Wake};
+use super::waiters::{Queue, Slab, Status, Wake};
 use crate::loom::{AtomicUsize, Mutex, Ordering::*};
 use crate::rt::deadlock::{keep, Kind};
 use crate::time::Sleep;
@@ -122,20 +122,32 @@ struct SendArm<'a, T, F> {
     f: Option<F>,
 }
 
-/// Looks at a parked entry without freeing a served one. `Some(step)` ends the attempt.
-fn recheck<T>(st: &mut State<T>, slot: &mut Option<u32>) -> Option<Step> {
+/// Looks at a parked entry without freeing a served one. `Some(step)` ends the attempt. A
+/// send arm's value in a `Lost` entry comes back into `value`, to be parked again.
+fn recheck<T>(st: &mut State<T>, slot: &mut Option<u32>, value: &mut Option<T>) -> Option<Step> {
     let i = (*slot)?;
     match st.slab.get(i).status {
         Status::Queued => Some(Step::Parked),
         Status::Done | Status::Closed => Some(Step::Taken),
         Status::Lost => {
             // Unlinked while our own word was claimed: park again below.
-            drop(st.slab.free(i));
+            let (v, _) = st.slab.free(i);
+            if v.is_some() {
+                *value = v;
+            }
             *slot = None;
             None
         }
         Status::Free => unreachable!("omni: a select arm lost its waiter entry"),
     }
+}
+
+/// Whether `q` holds an entry of someone other than this select. An arm never pairs with
+/// another arm of its own select: on a rendezvous channel, a select with a recv and a send arm
+/// on the same channel would otherwise claim its own word, unlink its own entry as `Lost`, and
+/// rescan for ever.
+fn has_peer<T>(slab: &Slab<T>, q: &Queue, token: &Arc<Token>) -> bool {
+    slab.any(q, |e| !matches!(&e.wake, Some(Wake::Select(t, _)) if Arc::ptr_eq(t, token)))
 }
 
 impl<T: Send, R, F: FnOnce(Result<T, RecvError>) -> R + Send> Arm<R> for RecvArm<'_, T, F> {
@@ -161,11 +173,13 @@ impl<T: Send, R, F: FnOnce(Result<T, RecvError>) -> R + Send> Arm<R> for RecvArm
                 Err(TryRecvError::Empty) => Step::NotReady,
             };
         };
-        if let Some(step) = recheck(&mut st, &mut self.slot) {
+        if let Some(step) = recheck(&mut st, &mut self.slot, &mut None) {
             return step;
         }
         let mut step = Step::Parked;
-        if st.recv_ready() {
+        let peer =
+            !st.buf.is_empty() || st.sendq.is_empty() || has_peer(&st.slab, &st.sendq, token);
+        if st.recv_ready() && peer {
             if !token.try_select(arm) {
                 return Step::Taken;
             }
@@ -258,12 +272,12 @@ impl<T: Send, R, F: FnOnce(Result<(), SendError<T>>) -> R + Send> Arm<R> for Sen
                 }
             };
         };
-        if let Some(step) = recheck(&mut st, &mut self.slot) {
+        if let Some(step) = recheck(&mut st, &mut self.slot, &mut self.value) {
             return step;
         }
         let mut v = self.value.take().expect("a send arm holds its value");
         let mut step = Step::Parked;
-        if st.closed || !st.recvq.is_empty() || st.buf.len() < st.cap {
+        if st.closed || has_peer(&st.slab, &st.recvq, token) || st.buf.len() < st.cap {
             if !token.try_select(arm) {
                 self.value = Some(v);
                 return Step::Taken;

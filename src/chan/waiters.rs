@@ -133,6 +133,19 @@ impl<T> Slab<T> {
     }
 
     /// Unlinks the head of `q` (leaving its status to the caller).
+    /// Whether some entry of `q` satisfies `f`, looking from the front.
+    pub(crate) fn any(&self, q: &Queue, mut f: impl FnMut(&Entry<T>) -> bool) -> bool {
+        let mut i = q.head;
+        while i != NIL {
+            let e = &self.entries[i as usize];
+            if f(e) {
+                return true;
+            }
+            i = e.next;
+        }
+        false
+    }
+
     #[inline]
     pub(crate) fn pop_front(&mut self, q: &mut Queue) -> Option<u32> {
         let i = q.head;
