@@ -226,3 +226,18 @@ fn a_panicking_foreign_timer_waker_does_not_lose_other_wakes_or_a_worker() {
         sleep(Duration::from_millis(5)).await;
     });
 }
+
+/// Regression (found by the `timer_ops` fuzz target): resetting a registered sleep to a
+/// deadline already reached moved its wheel entry to the next tick, so the sleep stayed
+/// pending (while `is_elapsed` said true) until the clock moved again.
+#[test]
+fn sleep_reset_to_a_reached_deadline_is_ready_at_once() {
+    paused().block_on(async {
+        let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+        let waker = Waker::noop();
+        assert!(s.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+        s.as_mut().reset(Instant::now());
+        assert!(s.is_elapsed());
+        assert!(s.as_mut().poll(&mut Context::from_waker(waker)).is_ready());
+    });
+}

@@ -125,7 +125,10 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = Packed::pack(deadline);
         if let Some(r) = &self.entry {
-            if !r.rt.time.reset(&r.rt, r.key, deadline.into_std()) {
+            // A deadline already reached: release the entry, so the next poll finds it passed
+            // and is ready at once (the wheel would fire it only at its next tick).
+            let passed = r.rt.time.now() >= deadline.into_std();
+            if passed || !r.rt.time.reset(&r.rt, r.key, deadline.into_std()) {
                 // It fired already: release it; the next poll registers anew.
                 self.unregister();
             }
