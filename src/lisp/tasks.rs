@@ -914,11 +914,9 @@ impl Interp {
                     }
                     chans.push((ch, k, true));
                 }
-                [_, Value::Int(ms)] => {
-                    // The shortest timeout is the one that can fire (the first of equals).
-                    if shortest.is_none_or(|(best, _)| ms < best) {
-                        shortest = Some((ms, k));
-                    }
+                // The shortest timeout is the one that can fire (the first of equals).
+                [_, Value::Int(ms)] if shortest.is_none_or(|(best, _)| ms < best) => {
+                    shortest = Some((ms, k));
                 }
                 _ => {}
             }
