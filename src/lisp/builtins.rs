@@ -940,6 +940,21 @@ fn table_put(i: &mut Interp, t: Value, k: Value, v: Option<Value>) -> Result<(),
         .map_err(|_| "expects a hash table".to_string())
 }
 
+/// `exact` / `inexact->exact`: an integer as it is, an integral float as the integer.
+fn exact(v: Value) -> Result<Value, String> {
+    match v {
+        Value::Int(n) => Ok(Value::Int(n)),
+        v => {
+            let x = num(v)?;
+            if x.fract() == 0.0 && x.abs() < 9.2e18 {
+                Ok(Value::Int(x as i64))
+            } else {
+                Err(format!("{x} has no exact integer value"))
+            }
+        }
+    }
+}
+
 fn float_op(a: Value, f: fn(f64) -> f64) -> Result<Value, String> {
     match a {
         Value::Int(n) => Ok(Value::Int(n)),
@@ -1080,17 +1095,7 @@ fn install_more(i: &mut Interp) {
         Ok(Value::Bool(matches!(a[0], Value::Float(_))))
     });
     i.def_prim("exact->inexact", (1, Some(1)), |_, a| Ok(Value::Float(num(a[0])?)));
-    i.def_prim("inexact->exact", (1, Some(1)), |_, a| match a[0] {
-        Value::Int(n) => Ok(Value::Int(n)),
-        v => {
-            let x = num(v)?;
-            if x.fract() == 0.0 && x.abs() < 9.2e18 {
-                Ok(Value::Int(x as i64))
-            } else {
-                Err(format!("{x} has no exact integer value"))
-            }
-        }
-    });
+    i.def_prim("inexact->exact", (1, Some(1)), |_, a| exact(a[0]));
     i.def_prim("floor", (1, Some(1)), |_, a| float_op(a[0], f64::floor));
     i.def_prim("ceiling", (1, Some(1)), |_, a| float_op(a[0], f64::ceil));
     i.def_prim("round", (1, Some(1)), |_, a| float_op(a[0], f64::round_ties_even));
@@ -1112,17 +1117,7 @@ fn install_more(i: &mut Interp) {
             .ok_or("integer overflow (integers are 64-bit)".into()),
         (b, e) => Ok(Value::Float(num(b)?.powf(num(e)?))),
     });
-    i.def_prim("exact", (1, Some(1)), |_, a| match a[0] {
-        Value::Int(n) => Ok(Value::Int(n)),
-        v => {
-            let x = num(v)?;
-            if x.fract() == 0.0 && x.abs() < 9.2e18 {
-                Ok(Value::Int(x as i64))
-            } else {
-                Err(format!("{x} has no exact integer value"))
-            }
-        }
-    });
+    i.def_prim("exact", (1, Some(1)), |_, a| exact(a[0]));
     i.def_prim("inexact", (1, Some(1)), |_, a| Ok(Value::Float(num(a[0])?)));
     // Characters and strings.
     i.def_prim("char-alphabetic?", (1, Some(1)), |_, a| {

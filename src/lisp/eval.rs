@@ -1958,16 +1958,6 @@ impl Interp {
         limit_err(e.to_string(), None)
     }
 
-    /// Raises `obj` to the nearest `guard` of the running task.
-    pub(crate) fn raise_to_guard(&mut self, obj: Value, loc: &Loc) -> Result<State, Fail> {
-        self.raise(obj, loc)
-    }
-
-    /// Calls `thunk` with no arguments.
-    pub(crate) fn call_thunk(&mut self, thunk: Value, loc: &Loc) -> Result<State, Fail> {
-        self.apply(thunk, &[], loc)
-    }
-
     /// An error from an operand evaluated in place: the call it is an operand of was in
     /// progress, though it has no frame.
     #[cold]
@@ -2029,7 +2019,8 @@ impl Interp {
             Expr::Lambda(l) => {
                 Ok(Value::Ref(self.alloc(Obj::Closure(Closure { lambda: l.clone(), env }))?))
             }
-            _ => self.atom(e, env),
+            Expr::Const(_) | Expr::Local(..) | Expr::Global(..) => self.atom(e, env),
+            _ => unreachable!("atom of an expression that is not simple"),
         }
     }
 
@@ -2367,7 +2358,7 @@ impl Interp {
     }
 
     /// Raises `obj` to the nearest `guard`, running the `after` thunks on the way.
-    fn raise(&mut self, obj: Value, loc: &Loc) -> Result<State, Fail> {
+    pub(crate) fn raise(&mut self, obj: Value, loc: &Loc) -> Result<State, Fail> {
         let Some(g) = self.stack.iter().rposition(|f| matches!(f.0, FrameKind::Guard(_))) else {
             return Err(err(self.uncaught(obj), Some(loc)));
         };
@@ -2440,7 +2431,7 @@ impl Interp {
         self.unwind(thunks, Then::Return(v), loc)
     }
 
-    fn apply(&mut self, f: Value, args: &[Value], loc: &Loc) -> Result<State, Fail> {
+    pub(crate) fn apply(&mut self, f: Value, args: &[Value], loc: &Loc) -> Result<State, Fail> {
         let not_proc = |i: &Self| err(format!("not a procedure: {}", i.write_string(f)), Some(loc));
         let Value::Ref(r) = f else { return Err(not_proc(self)) };
         match self.heap.get(r) {

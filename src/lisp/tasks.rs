@@ -412,9 +412,9 @@ impl Interp {
                             .heap
                             .alloc(Obj::Condition(Value::Ref(m), Value::Nil))
                             .map_err(|e| self.heap_full(e))?;
-                        self.raise_to_guard(Value::Ref(c), &loc)
+                        self.raise(Value::Ref(c), &loc)
                     }
-                    Resume::Apply(thunk, loc) => self.call_thunk(thunk, &loc),
+                    Resume::Apply(thunk, loc) => self.apply(thunk, &[], &loc),
                 };
             }
             // Entries of sleeps that ended otherwise (a select won by a channel) do not count.
@@ -591,13 +591,11 @@ impl Interp {
             }
             TaskOp::Recv => {
                 let ch = args[0];
-                let eof = self.sched.eof;
                 if chan_mut(self, ch).is_none() {
                     return Err(self.not_chan("chan-recv", ch, loc));
                 }
-                match self.take_from(ch)? {
+                match self.recv_now(ch)? {
                     Some(v) => Ok(State::Return(v)),
-                    None if chan_mut(self, ch).is_some_and(|c| c.closed) => Ok(State::Return(eof)),
                     None => {
                         if let Some(c) = chan_mut(self, ch) {
                             c.receivers.push_back(cur);
@@ -756,6 +754,16 @@ impl Interp {
             && self.sched.tasks.get(&self.sched.current).is_some_and(|t| t.cancelled)
     }
 
+    /// What a receive on `ch` gets without waiting: a value, the end-of-channel object when
+    /// it is closed and drained, or `None` when it would wait.
+    fn recv_now(&mut self, ch: Value) -> Result<Option<Value>, Fail> {
+        if let Some(v) = self.take_from(ch)? {
+            return Ok(Some(v));
+        }
+        let eof = self.sched.eof;
+        Ok(chan_mut(self, ch).is_some_and(|c| c.closed).then_some(eof))
+    }
+
     /// Takes a value from channel `ch` if one is there: from its buffer (a blocked sender's
     /// value then takes the freed place) or from a blocked sender.
     fn take_from(&mut self, ch: Value) -> Result<Option<Value>, Fail> {
@@ -836,7 +844,6 @@ impl Interp {
         let recv = Value::Sym(self.syms.intern("recv"));
         let send = Value::Sym(self.syms.intern("send"));
         let timeout = Value::Sym(self.syms.intern("timeout"));
-        let eof = self.sched.eof;
         let fired = |i: &mut Self, k: usize, v: Value| -> Result<State, Fail> {
             let pair = i.heap.cons(Value::Int(k as i64), v).map_err(|e| i.heap_full(e))?;
             Ok(State::Return(pair))
@@ -851,11 +858,8 @@ impl Interp {
                             self.write_string(ch)
                         )));
                     }
-                    if let Some(v) = self.take_from(ch)? {
+                    if let Some(v) = self.recv_now(ch)? {
                         return fired(self, k, v);
-                    }
-                    if chan_mut(self, ch).is_some_and(|c| c.closed) {
-                        return fired(self, k, eof);
                     }
                 }
                 [op, ch, v] if op == send => {
@@ -968,14 +972,10 @@ pub(crate) fn install(i: &mut Interp) {
     i.def_control("chan-close", (1, Some(1)), super::eval::Ctl::Task(TaskOp::Close));
     i.def_prim("chan-try-recv", (1, Some(2)), |i, a| {
         let default = a.get(1).copied().unwrap_or(Value::Bool(false));
-        let eof = i.sched.eof;
-        let Some(c) = chan_mut(i, a[0]) else { return Err("expects a channel".into()) };
-        let _ = c;
-        if let Some(v) = i.take_from(a[0]).map_err(|e| e.message)? {
-            return Ok(v);
+        if chan_mut(i, a[0]).is_none() {
+            return Err(format!("expects a channel, got {}", i.write_string(a[0])));
         }
-        let closed = chan_mut(i, a[0]).is_some_and(|c| c.closed);
-        Ok(if closed { eof } else { default })
+        Ok(i.recv_now(a[0]).map_err(|e| e.message)?.unwrap_or(default))
     });
     i.def_prim("eof-object", (0, Some(0)), |i, _| Ok(i.sched.eof));
     i.def_prim("eof-object?", (1, Some(1)), |i, a| Ok(Value::Bool(a[0] == i.sched.eof)));
