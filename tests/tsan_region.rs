@@ -1,14 +1,14 @@
 //! ThreadSanitizer target (`harness = false`; `.ci/run` runs it under `-Zsanitizer=thread`,
 //! and `cargo test` runs it as a plain test): regions frozen and shared between threads.
 //!
-//! `omni::region` has no freeze operation of its own: a region is `Send + Sync` when its
-//! values are, so it is frozen by moving it behind an `Arc` (no `&mut` left), and shared as it
-//! changes by publishing whole versions through an [`omni::Atom`]. Readers on other threads
-//! check that live keys read their values and stale keys read as absent in every version they
-//! see, while the writer builds the next one. A region is also moved to another thread,
-//! changed there, and moved back.
+//! A region is frozen with `Region::freeze` and read by several threads at once through clones
+//! of the `Frozen`, each thread also transmigrating a part of it into a region of its own; the
+//! last clone then thaws it and writes it again. A region is shared as it changes by publishing
+//! whole versions through an [`omni::Atom`]: readers on other threads check that live keys read
+//! their values and stale keys read as absent in every version they see, while the writer
+//! builds the next one. A region is also moved to another thread, changed there, and moved back.
 
-use omni::region::{DefaultKey, Region};
+use omni::region::{DefaultKey, Key, Migrate, Region};
 use omni::Atom;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
@@ -47,17 +47,66 @@ fn check(r: &Region<DefaultKey, u64>, live: &[(DefaultKey, u64)], stale: &[Defau
     assert_eq!(r.values().sum::<u64>(), live.iter().map(|&(_, i)| i).sum::<u64>());
 }
 
+/// A node of a linked chain, for transmigration.
+struct Link {
+    value: u64,
+    next: DefaultKey,
+}
+
+impl Migrate<DefaultKey> for Link {
+    fn each_key(&self, f: &mut dyn FnMut(DefaultKey)) {
+        f(self.next);
+    }
+
+    fn migrate(&self, map: &mut dyn FnMut(DefaultKey) -> DefaultKey) -> Self {
+        Link { value: self.value, next: map(self.next) }
+    }
+}
+
 fn main() {
-    // Frozen: built on this thread, then read-only behind an Arc on several threads.
-    let frozen: Arc<Version> = Arc::new(build(0));
+    // Frozen: built on this thread, then read by several threads at once through clones.
+    let (r, live, stale) = build(0);
+    let (live, stale) = (Arc::new(live), Arc::new(stale));
+    let frozen = r.freeze();
     let readers: Vec<_> = (0..READERS)
         .map(|_| {
-            let f = frozen.clone();
-            std::thread::spawn(move || check(&f.0, &f.1, &f.2))
+            let (f, live, stale) = (frozen.clone(), live.clone(), stale.clone());
+            std::thread::spawn(move || check(&f, &live, &stale))
         })
         .collect();
     for r in readers {
         r.join().unwrap();
+    }
+    let mut r = frozen.thaw().expect("the readers' clones are gone");
+    r.insert(u64::MAX);
+
+    // A frozen chain, transmigrated from by every reader at once, each into its own region.
+    let mut chain: Region<DefaultKey, Link> = Region::new();
+    let mut heads = Vec::new();
+    let mut head = DefaultKey::null();
+    for value in 0..N {
+        head = chain.insert(Link { value, next: head });
+        heads.push(head);
+    }
+    let chain = chain.freeze();
+    let movers: Vec<_> = (0..READERS)
+        .map(|t| {
+            let (chain, from) = (chain.clone(), heads[heads.len() - 1 - t * 100]);
+            std::thread::spawn(move || {
+                let mut mine = Region::new();
+                let mut at = chain.transmigrate(&[from], &mut mine)[0];
+                let mut sum = 0;
+                while let Some(link) = mine.get(at) {
+                    sum += link.value;
+                    at = link.next;
+                }
+                (mine.len(), sum)
+            })
+        })
+        .collect();
+    for (t, m) in movers.into_iter().enumerate() {
+        let top = N - t as u64 * 100;
+        assert_eq!(m.join().unwrap(), (top as usize, top * (top - 1) / 2));
     }
 
     // Shared as it changes: each version published whole through an atom.

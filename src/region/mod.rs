@@ -74,15 +74,47 @@
 //!
 //! [`Region`] is the pool kind: fixed-size slots, one value type, slots reused. [`PinRegion`] is
 //! the same storage with a pinning API for values that must not move (futures, intrusive nodes).
+//!
+//! # Freezing and sharing
+//!
+//! [`Region::freeze`] turns a region into a [`Frozen`] one: read-only for good, cheap to clone
+//! (a reference count), and `Send + Sync` when its values are, so any number of threads read it
+//! at once without a lock. Its keys stay valid: a key handed out before the freeze reads the same
+//! value through every clone, and a stale key stays stale. [`Frozen::thaw`] gives the region back,
+//! writable again, once the last other clone is gone. Nothing in a frozen region can change, so
+//! sharing it needs no `unsafe` and no atomics beyond the reference count.
+//!
+//! # Transmigration
+//!
+//! Values in a region often refer to each other by key: a graph, a list, a Lisp heap. Moving one
+//! such value to another region (another thread's, say) means moving everything it reaches and
+//! rewriting every key on the way. [`Region::transmigrate`] does that for values that say which
+//! keys they hold ([`Migrate`]): it copies the values reachable from some roots into another
+//! region and hands back the roots' new keys.
+//!
+//! - **Sharing and cycles are kept.** A value reached twice is copied once, and both references
+//!   point at the one copy; a cycle is copied as a cycle. The copy has exactly as many values as
+//!   the source graph has reachable values.
+//! - **Absent stays absent.** A key that names nothing in the source (stale, null, or from
+//!   another region) becomes the null key in the copy, which reads as absent there too. It never
+//!   becomes a key that names some other value of the destination.
+//! - **All or nothing.** If a [`Migrate::migrate`] call panics, the values copied so far are
+//!   removed from the destination again (their keys go stale) before the panic goes on.
+//! - The source is only read, so a [`Frozen`] region can be transmigrated from by many threads
+//!   at once.
 
+mod frozen;
 mod iter;
+mod migrate;
 mod pin;
 mod pool;
 mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use frozen::Frozen;
 pub use iter::{Iter, IterMut, Keys, Values};
+pub use migrate::Migrate;
 pub use pin::PinRegion;
 pub use pool::Region;
 pub use slotmap::{new_key_type, DefaultKey, Key, KeyData};

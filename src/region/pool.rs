@@ -550,6 +550,53 @@ impl<K: Key, V> Region<K, V> {
         &mut self.chunks[chunk][offset]
     }
 
+    /// The keys that the next `n` inserts will hand out, in order, without changing anything:
+    /// the free list first (last freed first), then fresh slots. Transmigration uses it to know
+    /// every copy's key before it builds the copies.
+    ///
+    /// # Panics
+    ///
+    /// Panics, as `insert` would, if the region cannot hold `n` more values.
+    pub(super) fn next_keys(&self, n: usize) -> Vec<K> {
+        let mut keys = Vec::with_capacity(n);
+        let mut idx = self.free_head;
+        while keys.len() < n && idx != NONE {
+            match *self.slot(idx) {
+                Slot::Vacant { version, next_free } => {
+                    keys.push(make_key(idx, version + 1));
+                    idx = next_free;
+                }
+                _ => unreachable!("the free list holds only vacant slots"),
+            }
+        }
+        let fresh = n - keys.len();
+        assert!(
+            fresh <= (NONE - self.used) as usize,
+            "region is full: all u32::MAX slot indices are taken"
+        );
+        keys.extend((self.used..).take(fresh).map(|idx| make_key::<K>(idx, 1)));
+        keys
+    }
+
+    /// Raises every slot on the free list to at least version `version` (rounded down to even),
+    /// so that a test or a fuzz target can reach version exhaustion and slot retirement without
+    /// 2^31 reuses of one slot. Versions only grow, so no key that was ever handed out can name
+    /// a value again; this changes which keys later inserts hand out, nothing else.
+    #[doc(hidden)]
+    pub fn age_free_slots(&mut self, version: u32) {
+        let to = version & !1;
+        let mut idx = self.free_head;
+        while idx != NONE {
+            match self.slot_mut(idx) {
+                Slot::Vacant { version, next_free } => {
+                    *version = (*version).max(to);
+                    idx = *next_free;
+                }
+                _ => unreachable!("the free list holds only vacant slots"),
+            }
+        }
+    }
+
     /// Test helper: sets the version of vacant slot `idx`, to reach retirement without 2^31 loops.
     #[cfg(test)]
     pub(super) fn set_vacant_version(&mut self, idx: u32, to: u32) {

@@ -278,3 +278,178 @@ fn keys_are_8_bytes_and_regions_are_send_and_sync() {
     assert_eq!(std::mem::size_of::<DefaultKey>(), 8);
     assert_eq!(std::mem::size_of::<Option<DefaultKey>>(), 8);
 }
+
+/// A node of a test graph: a label and edges by key, counting drops.
+struct Node {
+    label: u32,
+    edges: Vec<DefaultKey>,
+    drops: Rc<Cell<usize>>,
+    /// `migrate` panics on this node when set.
+    poison: bool,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+    }
+}
+
+impl super::Migrate<DefaultKey> for Node {
+    fn each_key(&self, f: &mut dyn FnMut(DefaultKey)) {
+        self.edges.iter().copied().for_each(f);
+    }
+
+    fn migrate(&self, map: &mut dyn FnMut(DefaultKey) -> DefaultKey) -> Self {
+        assert!(!self.poison, "poisoned node");
+        Node {
+            label: self.label,
+            edges: self.edges.iter().map(|&k| map(k)).collect(),
+            drops: self.drops.clone(),
+            poison: false,
+        }
+    }
+}
+
+fn node(drops: &Rc<Cell<usize>>, label: u32, edges: Vec<DefaultKey>) -> Node {
+    Node { label, edges, drops: drops.clone(), poison: false }
+}
+
+#[test]
+fn next_keys_are_the_keys_inserts_hand_out() {
+    let mut region: Region<DefaultKey, u32> = Region::new();
+    let keys: Vec<_> = (0..40).map(|n| region.insert(n)).collect();
+    for &k in keys.iter().step_by(3) {
+        region.remove(k);
+    }
+    let planned = region.next_keys(30);
+    let got: Vec<_> = (0..30).map(|n| region.insert(n)).collect();
+    assert_eq!(planned, got);
+}
+
+#[test]
+fn transmigrate_keeps_sharing_cycles_and_maps_absent_keys_to_null() {
+    let drops = Rc::new(Cell::new(0));
+    let mut src: Region<DefaultKey, Node> = Region::new();
+    let gone = src.insert(node(&drops, 99, vec![]));
+    src.remove(gone);
+    let a = src.insert(node(&drops, 1, vec![]));
+    let b = src.insert(node(&drops, 2, vec![a, a, gone, DefaultKey::null()]));
+    src[a].edges.push(b);
+    src[a].edges.push(a);
+    let unreached = src.insert(node(&drops, 3, vec![a]));
+
+    // A destination with a used free list, so planned keys come from it and from fresh slots.
+    let mut dst: Region<DefaultKey, Node> = Region::new();
+    let old: Vec<_> = (0..3).map(|n| dst.insert(node(&drops, 100 + n, vec![]))).collect();
+    dst.remove(old[1]);
+
+    let roots = src.transmigrate(&[b, gone, a], &mut dst);
+    assert_eq!(roots[1], DefaultKey::null());
+    assert_eq!(dst.len(), 2 + 2, "a and b once each, beside the two old values");
+    let (a2, b2) = (roots[2], roots[0]);
+    assert_eq!(dst[b2].label, 2);
+    assert_eq!(dst[b2].edges, [a2, a2, DefaultKey::null(), DefaultKey::null()]);
+    assert_eq!(dst[a2].edges, [b2, a2]);
+    assert!(!dst.contains_key(old[1]), "the stale key of the reused slot stays stale");
+    assert_eq!(src.len(), 3, "the source is unchanged");
+    let _ = unreached;
+
+    let before = drops.get();
+    drop(dst);
+    assert_eq!(drops.get() - before, 4, "copies are dropped with their region, once each");
+}
+
+#[test]
+fn transmigrate_a_million_long_chain_needs_no_host_stack() {
+    let drops = Rc::new(Cell::new(0));
+    let mut src: Region<DefaultKey, Node> = Region::new();
+    let mut head = DefaultKey::null();
+    for n in 0..1_000_000 {
+        head = src.insert(node(&drops, n, vec![head]));
+    }
+    let mut dst = Region::new();
+    let root = src.transmigrate(&[head], &mut dst)[0];
+    assert_eq!(dst.len(), 1_000_000);
+    let (mut at, mut n) = (root, 1_000_000);
+    while let Some(v) = dst.get(at) {
+        n -= 1;
+        assert_eq!(v.label, n);
+        at = v.edges[0];
+    }
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn transmigrate_that_panics_leaves_the_destination_as_it_was() {
+    let drops = Rc::new(Cell::new(0));
+    let mut src: Region<DefaultKey, Node> = Region::new();
+    let c = src.insert(node(&drops, 3, vec![]));
+    let b = src.insert(node(&drops, 2, vec![c]));
+    let a = src.insert(node(&drops, 1, vec![b]));
+    src[c].poison = true;
+
+    let mut dst: Region<DefaultKey, Node> = Region::new();
+    let kept = dst.insert(node(&drops, 7, vec![]));
+    let planned = dst.next_keys(3);
+    let made = drops.get();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| src.transmigrate(&[a], &mut dst)));
+    assert!(result.is_err());
+    assert_eq!(dst.len(), 1, "the copies made before the panic are removed");
+    assert_eq!(drops.get() - made, 2, "and dropped");
+    assert!(dst.contains_key(kept));
+    for k in planned {
+        assert!(!dst.contains_key(k), "no planned key names a value");
+    }
+    // Later inserts never get a key a removed copy held: its slot's version moved on.
+    let fresh = dst.insert(node(&drops, 8, vec![]));
+    assert_eq!(dst.len(), 2);
+    assert_eq!(dst[fresh].label, 8);
+}
+
+#[test]
+fn aged_free_slots_retire_and_keep_stale_keys_stale() {
+    let mut region: Region<DefaultKey, u32> = Region::new();
+    let keys: Vec<_> = (0..4).map(|n| region.insert(n)).collect();
+    for &k in &keys {
+        region.remove(k);
+    }
+    region.age_free_slots(u32::MAX - 4);
+    let mut stale = keys.clone();
+    for round in 0..3 {
+        let k = region.insert(round);
+        assert!(!stale.contains(&k));
+        assert_eq!(split(k).1 % 2, 1);
+        region.remove(k);
+        stale.push(k);
+    }
+    assert_eq!(region.stats().retired, 1, "slot 3 went to u32::MAX and retired");
+    for &k in &stale {
+        assert_eq!(region.get(k), None);
+    }
+    // Aging never lowers a version.
+    region.age_free_slots(2);
+    let k = region.insert(9);
+    assert!(split(k).1 > u32::MAX - 8);
+}
+
+#[test]
+fn frozen_regions_are_shared_read_only_and_thaw_when_alone() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<super::Frozen<DefaultKey, String>>();
+
+    let mut region: Region<DefaultKey, String> = Region::new();
+    let live = region.insert("live".into());
+    let stale = region.insert("stale".into());
+    region.remove(stale);
+    let frozen = region.freeze();
+    let clone = frozen.clone();
+    assert!(frozen.same_region(&clone));
+    assert_eq!(clone[live], "live");
+    assert_eq!(clone.get(stale), None);
+    let frozen = frozen.thaw().expect_err("a clone still reads it");
+    assert_eq!(frozen.clones(), 2);
+    drop(clone);
+    let mut region = frozen.thaw().expect("the last clone thaws");
+    region[live].push('!');
+    assert_eq!(region[live], "live!");
+}
