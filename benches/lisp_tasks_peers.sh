@@ -27,8 +27,8 @@
 #
 # How each is run:
 #   omnilisp  `cargo build --release --bin omnilisp` first, then `omnilisp FILE`. Tasks are
-#             green tasks on the interpreter's one thread (src/lisp/tasks.rs); make-generator
-#             is the prelude's, prompt/control underneath.
+#             green tasks on the interpreter's one thread (src/lisp/tasks.rs); generators
+#             are native, their producer's frames parked between items (src/lisp/generator.rs).
 #   racket    `raco make FILE` first (untimed: compilation to machine code), one untimed
 #             warm-up run, then `racket FILE`, which loads the compiled module. Tasks are
 #             racket/base threads (green, preemptive, on one OS thread), with a box for the

@@ -392,7 +392,8 @@ pub(crate) fn install(i: &mut Interp) {
     });
     i.def_prim("procedure?", (1, Some(1)), |i, a| {
         Ok(Value::Bool(matches!(a[0], Value::Ref(r)
-            if matches!(i.heap.get(r), Ok(Obj::Closure(_) | Obj::Prim(_) | Obj::Cont(_))))))
+            if matches!(i.heap.get(r), Ok(Obj::Closure(_) | Obj::Prim(_) | Obj::Cont(_)
+                | Obj::Conc(super::tasks::Conc::Gen(_) | super::tasks::Conc::Yield(_)))))))
     });
     i.def_prim("cons", (2, Some(2)), |i, a| i.heap.cons(a[0], a[1]).map_err(|e| e.to_string()));
     i.def_prim("car", (1, Some(1)), |i, a| pair(i, a[0]).map(|p| p.0));

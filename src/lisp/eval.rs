@@ -350,7 +350,7 @@ impl Slots {
 /// A continuation frame (opaque): what to do with the value that arrives. The continuation is
 /// a stack of them in the interpreter; a captured continuation holds a copy of some.
 #[derive(Debug, Clone)]
-pub struct Frame(FrameKind);
+pub struct Frame(pub(crate) FrameKind);
 
 /// What to do once the thunks of a jump have run.
 #[derive(Debug, Clone)]
@@ -415,6 +415,9 @@ pub(crate) enum FrameKind {
     },
     /// Return this value once the `after` thunk returned.
     ReturnValue(Value),
+    /// The boundary of a running generator's producer (see `generator`): the producer's
+    /// frames lie above it.
+    GenBoundary(Value),
     /// The thunks of a jump, from `i` on, then the jump itself.
     Winding {
         thunks: Rc<[Value]>,
@@ -439,7 +442,10 @@ impl Frame {
                 *env
             }
             FrameKind::DefGlobal(_) | FrameKind::SetGlobal(_) => None,
-            FrameKind::Prompt(v) | FrameKind::Guard(v) | FrameKind::ReturnValue(v) => {
+            FrameKind::Prompt(v)
+            | FrameKind::Guard(v)
+            | FrameKind::ReturnValue(v)
+            | FrameKind::GenBoundary(v) => {
                 f(*v);
                 None
             }
@@ -587,7 +593,7 @@ pub struct Interp {
     macros: HashMap<Sym, Rc<Macro>>,
     /// Values compiled code refers to (quoted data): always reachable.
     constants: Vec<Value>,
-    limits: Limits,
+    pub(crate) limits: Limits,
     steps: u64,
     out: String,
     /// Print straight to standard output instead of collecting it.
@@ -1783,7 +1789,7 @@ impl Interp {
 
     // --- the machine -----------------------------------------------------------------------
 
-    fn push(&mut self, kind: FrameKind, at: Option<&Loc>) -> Result<(), Fail> {
+    pub(crate) fn push(&mut self, kind: FrameKind, at: Option<&Loc>) -> Result<(), Fail> {
         if self.stack.len() >= self.limits.frames as usize {
             return Err(self.frame_limit(at));
         }
@@ -1792,7 +1798,7 @@ impl Interp {
     }
 
     #[cold]
-    fn frame_limit(&self, at: Option<&Loc>) -> Fail {
+    pub(crate) fn frame_limit(&self, at: Option<&Loc>) -> Fail {
         limit_err(
             format!(
                 "frame limit reached ({} frames of pending calls and forms): unbounded recursion?",
@@ -2277,6 +2283,7 @@ impl Interp {
             }
             FrameKind::Prompt(_) | FrameKind::Guard(_) => State::Return(v),
             FrameKind::ReturnValue(r) => State::Return(r),
+            FrameKind::GenBoundary(g) => State::Return(self.gen_finished(g)),
             FrameKind::ControlTag { body, size, env, shift, loc } => {
                 // The frames above the nearest prompt with this tag become `k`.
                 let Some(p) = self
@@ -2330,7 +2337,12 @@ impl Interp {
     }
 
     /// Runs `thunks` in order, then does `then`.
-    fn unwind(&mut self, thunks: Vec<Value>, then: Then, loc: &Loc) -> Result<State, Fail> {
+    pub(crate) fn unwind(
+        &mut self,
+        thunks: Vec<Value>,
+        then: Then,
+        loc: &Loc,
+    ) -> Result<State, Fail> {
         if thunks.is_empty() {
             return self.then(then, loc);
         }
@@ -2403,7 +2415,7 @@ impl Interp {
     }
 
     /// The winds among `frames`, outermost first: (id, before, after).
-    fn winds(frames: &[Frame]) -> Vec<(u64, Value, Value)> {
+    pub(crate) fn winds(frames: &[Frame]) -> Vec<(u64, Value, Value)> {
         frames
             .iter()
             .filter_map(|f| match f.0 {
@@ -2494,6 +2506,14 @@ impl Interp {
                 let befores: Vec<Value> = Self::winds(&frames).iter().map(|w| w.1).collect();
                 self.stack.extend(frames);
                 self.unwind(befores, Then::Return(v), loc)
+            }
+            Ok(Obj::Conc(super::tasks::Conc::Gen(_))) => self.apply_gen(r, args, loc),
+            Ok(Obj::Conc(super::tasks::Conc::Yield(g))) => {
+                let g = *g;
+                match args {
+                    [v] => self.gen_yield(g, *v, loc),
+                    _ => Err(err(format!("yield takes 1 argument, got {}", args.len()), Some(loc))),
+                }
             }
             Ok(Obj::Cont(Cont::Escape { frames })) => {
                 let frames = frames.clone();

@@ -36,6 +36,7 @@
 mod builtins;
 mod datum;
 mod eval;
+mod generator;
 pub mod heap;
 mod reader;
 mod syntax;

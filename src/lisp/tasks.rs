@@ -62,6 +62,12 @@ pub enum Conc {
     /// What receiving from a closed, drained channel gives.
     #[doc(hidden)]
     Eof,
+    /// A generator (see `generator`).
+    #[doc(hidden)]
+    Gen(super::generator::Gen),
+    /// The `yield` procedure of a generator's producer.
+    #[doc(hidden)]
+    Yield(super::heap::Ref),
 }
 
 /// A channel (opaque).
@@ -78,9 +84,14 @@ pub struct Chan {
 
 impl Conc {
     pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
-        if let Conc::Chan(c) = self {
-            c.buf.iter().copied().for_each(&mut *f);
-            c.senders.iter().for_each(|(_, v)| f(*v));
+        match self {
+            Conc::Chan(c) => {
+                c.buf.iter().copied().for_each(&mut *f);
+                c.senders.iter().for_each(|(_, v)| f(*v));
+            }
+            Conc::Gen(g) => g.trace(f),
+            Conc::Yield(g) => f(Value::Ref(*g)),
+            Conc::Task(_) | Conc::Eof => {}
         }
     }
 
@@ -107,6 +118,8 @@ impl Conc {
             ),
             Conc::Task(id) => format!("#<task {id}>"),
             Conc::Eof => "#<eof>".to_string(),
+            Conc::Gen(_) => "#<generator>".to_string(),
+            Conc::Yield(_) => "#<procedure yield>".to_string(),
         }
     }
 }
@@ -222,6 +235,16 @@ impl Default for Sched {
 }
 
 impl Sched {
+    /// Whether some frame of a task other than the running one satisfies `pred`.
+    pub(crate) fn any_parked_frame(&self, pred: impl Fn(&Frame) -> bool) -> bool {
+        self.tasks
+            .iter()
+            .filter(|(id, _)| **id != self.current)
+            .any(|(_, t)| t.stack.iter().any(&pred))
+    }
+}
+
+impl Sched {
     fn now(&self) -> u64 {
         if self.paused {
             self.now_ms
@@ -267,6 +290,7 @@ pub(crate) enum TaskOp {
     Select,
     Cancel,
     Close,
+    Gen(super::generator::GenOp),
 }
 
 fn chan_mut(i: &mut Interp, v: Value) -> Option<&mut Chan> {
@@ -480,7 +504,8 @@ impl Interp {
     pub(crate) fn task_op(&mut self, op: TaskOp, args: &[Value], loc: &Loc) -> Result<State, Fail> {
         let cur = self.sched.current;
         // Every blocking operation is a checkpoint where a pending cancellation is raised.
-        let checkpoint = !matches!(op, TaskOp::Spawn | TaskOp::Cancel | TaskOp::Close);
+        let checkpoint =
+            !matches!(op, TaskOp::Spawn | TaskOp::Cancel | TaskOp::Close | TaskOp::Gen(_));
         if checkpoint {
             if let Some(t) = self.sched.tasks.get_mut(&cur) {
                 if t.cancel_pending {
@@ -605,6 +630,7 @@ impl Interp {
                 }
             }
             TaskOp::Select => self.select(args[0], args[1] != Value::Bool(false), loc),
+            TaskOp::Gen(g) => self.gen_op(g, args[0], loc),
             TaskOp::Close => {
                 self.chan_close(args[0], loc)
                     .map_err(|m| super::eval::error_at(format!("chan-close: {m}"), Some(loc)))?;
@@ -948,6 +974,11 @@ fn fired_default(i: &mut Interp) -> Result<State, Fail> {
 pub(crate) fn install(i: &mut Interp) {
     i.def_control("%select", (2, Some(2)), super::eval::Ctl::Task(TaskOp::Select));
     i.def_control("task-cancel", (1, Some(1)), super::eval::Ctl::Task(TaskOp::Cancel));
+    use super::generator::GenOp;
+    i.def_control("gen-next", (1, Some(1)), super::eval::Ctl::Task(TaskOp::Gen(GenOp::Next)));
+    i.def_control("gen-done?", (1, Some(1)), super::eval::Ctl::Task(TaskOp::Gen(GenOp::Done)));
+    i.def_control("gen-close", (1, Some(1)), super::eval::Ctl::Task(TaskOp::Gen(GenOp::Close)));
+    super::generator::install(i);
     let eof = i.heap.alloc(Obj::Conc(Conc::Eof)).expect("no limit yet");
     i.sched.eof = Value::Ref(eof);
     i.def_prim("make-chan", (0, Some(1)), |i, a| {
@@ -990,24 +1021,6 @@ pub(crate) fn install(i: &mut Interp) {
 /// Generators, promises, nurseries, `try`/`throw` and timeouts, written in OmniLisp over the
 /// native tasks, channels and `prompt`/`control`; evaluated after the main prelude.
 pub(crate) const PRELUDE: &str = r#"
-(define (make-generator producer)
-  (let ((k #f) (done #f) (tag (list 'generator)))
-    (define (yield v) (control tag c (set! k c) v))
-    (lambda (cmd)
-      (case cmd
-        ((next)
-         (if done
-             'done
-             (prompt tag
-               (if k
-                   (k #f)
-                   (begin (producer yield) (set! done #t) (set! k #f) 'done)))))
-        ((done?) done)
-        ((close) (set! done #t) (set! k #f))
-        (else (error "a generator answers 'next, 'done? or 'close, not" cmd))))))
-(define (gen-next g) (g 'next))
-(define (gen-done? g) (g 'done?))
-(define (gen-close g) (g 'close))
 (define (range a . more)
   (let ((start (if (null? more) 0 a))
         (end (if (null? more) a (car more)))
