@@ -247,19 +247,19 @@ fn simple(e: &Expr) -> bool {
 /// A `lambda`'s code.
 #[derive(Debug)]
 pub(crate) struct Lambda {
-    params: usize,
-    rest: bool,
+    pub(crate) params: usize,
+    pub(crate) rest: bool,
     /// Slots of its environment: parameters, rest, then the body's definitions.
-    size: usize,
-    body: Rc<Expr>,
-    loc: Loc,
+    pub(crate) size: usize,
+    pub(crate) body: Rc<Expr>,
+    pub(crate) loc: Loc,
 }
 
 /// A procedure written in Lisp (opaque): its code and the environment it closed over.
 #[derive(Debug, Clone)]
 pub struct Closure {
-    lambda: Rc<Lambda>,
-    env: Option<Ref>,
+    pub(crate) lambda: Rc<Lambda>,
+    pub(crate) env: Option<Ref>,
 }
 
 /// What a builtin does.
@@ -489,6 +489,21 @@ impl Closure {
 }
 
 impl Env {
+    /// An environment holding `vals`, inside `parent`.
+    pub(crate) fn new(vals: &[Value], parent: Option<Ref>) -> Env {
+        Env { vals: Slots::build(vals.len(), |s| s.copy_from_slice(vals)), parent }
+    }
+
+    /// Its variables' values.
+    pub(crate) fn values(&self) -> &[Value] {
+        self.vals.get()
+    }
+
+    /// The environment it is inside.
+    pub(crate) fn parent(&self) -> Option<Ref> {
+        self.parent
+    }
+
     pub(crate) fn capacity_bytes(&self) -> usize {
         match &self.vals {
             Slots::Small(..) => 0,
@@ -581,17 +596,20 @@ pub struct Interp {
     pub(crate) heap: Heap,
     pub(crate) syms: Symbols,
     /// Global values by slot; `Value::Undefined` until defined.
-    globals: Vec<Value>,
+    pub(crate) globals: Vec<Value>,
     global_slots: HashMap<Sym, u32>,
-    global_names: Vec<Sym>,
+    pub(crate) global_names: Vec<Sym>,
+    /// The globals as the builtins and the prelude left them (see `migrate`: a thread gets
+    /// its own, and only the globals a program changed are copied to it).
+    pub(crate) prelude_globals: Vec<Value>,
     macros: HashMap<Sym, Rc<Macro>>,
     /// Values compiled code refers to (quoted data): always reachable.
-    constants: Vec<Value>,
-    limits: Limits,
+    pub(crate) constants: Vec<Value>,
+    pub(crate) limits: Limits,
     steps: u64,
     out: String,
     /// Print straight to standard output instead of collecting it.
-    to_stdout: bool,
+    pub(crate) to_stdout: bool,
     s: Specials,
     compile_depth: usize,
     scopes: Vec<Scope>,
@@ -730,6 +748,7 @@ impl Interp {
             globals: Vec::new(),
             global_slots: HashMap::new(),
             global_names: Vec::new(),
+            prelude_globals: Vec::new(),
             macros: HashMap::new(),
             constants: Vec::new(),
             limits: Limits::default(),
@@ -749,13 +768,15 @@ impl Interp {
         interp.eval_str(super::builtins::PRELUDE, "prelude").expect("the prelude evaluates");
         interp.eval_str(super::tasks::PRELUDE, "prelude").expect("the prelude evaluates");
         interp.loading_prelude = false;
+        interp.prelude_globals = interp.globals.clone();
         interp.steps = 0;
         interp.limits = limits;
         interp.heap.set_limit(limits.heap_objects);
         interp
     }
 
-    fn global_slot(&mut self, s: Sym) -> u32 {
+    /// The slot of the global named `s`, made (undefined) on first use.
+    pub(crate) fn global_slot(&mut self, s: Sym) -> u32 {
         if let Some(&g) = self.global_slots.get(&s) {
             return g;
         }
@@ -1862,6 +1883,20 @@ impl Interp {
         state.trace(&mut |v| roots.push(v));
         self.sched.trace(&mut |v| roots.push(v));
         roots
+    }
+
+    /// Calls `thunk` with no arguments as a top-level program (a thread's body) and runs the
+    /// machine to its value.
+    pub(crate) fn call_thunk(&mut self, thunk: Value) -> Result<Value, LispError> {
+        self.constants.push(thunk);
+        let loc = Loc { file: "thread".into(), span: Span::default() };
+        let call = Rc::new(Expr::Call(vec![Rc::new(Expr::Const(thunk))].into(), loc, true));
+        let r = self.run(call).map_err(|e| *e);
+        // The thunk stays reachable only while it runs (what it imported since stays).
+        if let Some(k) = self.constants.iter().rposition(|c| *c == thunk) {
+            self.constants.remove(k);
+        }
+        r
     }
 
     /// Runs compiled code to its value.

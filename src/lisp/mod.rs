@@ -37,9 +37,11 @@ mod builtins;
 mod datum;
 mod eval;
 pub mod heap;
+mod migrate;
 mod reader;
 mod syntax;
 mod tasks;
+mod threads;
 
 pub use datum::{Datum, DatumKind, Span};
 pub use eval::{Closure, Cont, Env, Frame, Interp, Limits, LispError, Loc, Prim};

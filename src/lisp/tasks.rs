@@ -62,6 +62,12 @@ pub enum Conc {
     /// What receiving from a closed, drained channel gives.
     #[doc(hidden)]
     Eof,
+    /// An atom (see `threads`).
+    #[doc(hidden)]
+    Atom(super::threads::AtomCell),
+    /// An OS thread started by `thread-spawn`.
+    #[doc(hidden)]
+    Thread(super::threads::ThreadHandle),
 }
 
 /// A channel (opaque).
@@ -78,9 +84,13 @@ pub struct Chan {
 
 impl Conc {
     pub(crate) fn trace(&self, f: &mut dyn FnMut(Value)) {
-        if let Conc::Chan(c) = self {
-            c.buf.iter().copied().for_each(&mut *f);
-            c.senders.iter().for_each(|(_, v)| f(*v));
+        match self {
+            Conc::Chan(c) => {
+                c.buf.iter().copied().for_each(&mut *f);
+                c.senders.iter().for_each(|(_, v)| f(*v));
+            }
+            Conc::Atom(a) => a.trace(f),
+            Conc::Task(_) | Conc::Eof | Conc::Thread(_) => {}
         }
     }
 
@@ -107,6 +117,8 @@ impl Conc {
             ),
             Conc::Task(id) => format!("#<task {id}>"),
             Conc::Eof => "#<eof>".to_string(),
+            Conc::Atom(a) => a.describe().to_string(),
+            Conc::Thread(t) => t.describe(),
         }
     }
 }
@@ -286,6 +298,11 @@ impl Interp {
         let now = self.sched.now();
         self.sched.paused = paused;
         self.sched.now_ms = now;
+    }
+
+    /// Whether `sleep` uses the paused clock.
+    pub(crate) fn clock_paused(&self) -> bool {
+        self.sched.paused
     }
 
     /// Gets the scheduler ready for a top-level form: the main task runs.
