@@ -152,7 +152,7 @@ fn err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
 }
 
 #[cold]
-fn limit_err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
+pub(crate) fn limit_err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
     let mut e = err(message, at);
     e.kind = ErrorKind::Limit;
     e
@@ -281,6 +281,8 @@ pub(crate) enum Ctl {
     Error,
     Exit,
     Task(super::tasks::TaskOp),
+    /// `thread-join`: its errors may be limits, which a builtin's errors are not.
+    ThreadJoin,
 }
 
 /// A builtin procedure (opaque).
@@ -825,6 +827,21 @@ impl Interp {
     /// The heap's counts: live objects, bytes, collections.
     pub fn heap_stats(&self) -> super::heap::HeapStats {
         self.heap.stats()
+    }
+
+    /// The fuel for a thread this interpreter starts (`Ok(None)`: no fuel limit). Under a
+    /// limit, starting it costs `cost` steps and it gets half of what is left then, taken
+    /// from this interpreter, so all the threads of a program together never run more steps
+    /// than its limit; `Err` when too little is left.
+    pub(crate) fn fuel_for_thread(&mut self, cost: u64) -> Result<Option<u64>, String> {
+        let Some(fuel) = self.limits.fuel else { return Ok(None) };
+        let left = fuel.saturating_sub(self.steps);
+        if left <= cost {
+            return Err(format!("out of fuel: starting a thread takes {cost} steps"));
+        }
+        let given = (left - cost) / 2;
+        self.limits.fuel = Some(fuel - cost - given);
+        Ok(Some(given))
     }
 
     /// Machine steps taken so far.
@@ -2578,6 +2595,7 @@ impl Interp {
             }
             Ctl::Raise => self.raise(args[0], loc),
             Ctl::Task(op) => self.task_op(op, args, loc),
+            Ctl::ThreadJoin => super::threads::join(self, args[0], loc).map(State::Return),
             Ctl::Error => {
                 let msg = match args[0] {
                     Value::Ref(m) if matches!(self.heap.get(m), Ok(Obj::Str(_))) => Value::Ref(m),
@@ -2609,8 +2627,9 @@ impl Interp {
 /// compiler calls, whose messages name the procedure the program called.
 #[cold]
 fn prim_error(name: &str, message: String, loc: &Loc) -> Fail {
-    if message.starts_with("heap limit reached") {
-        // The heap refused a builtin's allocation: a limit, which no guard may catch.
+    if message.starts_with("heap limit reached") || message.starts_with("out of fuel") {
+        // The heap refused a builtin's allocation, or the fuel ran out: a limit, which no
+        // guard may catch.
         return limit_err(format!("{name}: {message}"), Some(loc));
     }
     if name.starts_with('%') {

@@ -33,7 +33,7 @@
 //!   object here, which nobody can hold yet). `atom-swap!` is a `cas` loop over these, so an
 //!   update is never lost, whichever tasks on whichever threads make it.
 
-use super::eval::{eqv, Interp};
+use super::eval::{eqv, error_at, limit_err, Interp, LispError, Loc};
 use super::heap::{Obj, Ref, Value};
 use super::migrate::{export, import, Migrant};
 use super::tasks::Conc;
@@ -111,8 +111,9 @@ impl SharedAtom {
     }
 }
 
-/// What a thread hands back: its value, packed, or why it failed; and what it printed.
-type Outcome = (Result<Migrant, String>, String);
+/// What a thread hands back: its value, packed, or why it failed (and whether it was a
+/// limit); and what it printed.
+type Outcome = (Result<Migrant, (String, bool)>, String);
 
 /// A thread started by `thread-spawn` (opaque).
 pub struct ThreadHandle {
@@ -135,6 +136,10 @@ impl ThreadHandle {
 
 /// The stack of a thread that `thread-spawn` starts.
 const THREAD_STACK: usize = 8 << 20;
+
+/// What starting a thread costs under a fuel limit, in steps (its interpreter loads the
+/// prelude), so a program under limits cannot start threads without bound.
+const THREAD_FUEL: u64 = 1_000;
 
 fn atom_ref(i: &Interp, v: Value) -> Result<Ref, String> {
     match v {
@@ -229,7 +234,9 @@ fn thread_spawn(i: &mut Interp, a: &[Value]) -> Result<Value, String> {
         return Err(format!("expects a procedure of no arguments, got {}", i.write_string(thunk)));
     }
     let pkg = export(i, &[thunk])?;
-    let (limits, paused, to_stdout) = (i.limits, i.clock_paused(), i.to_stdout);
+    let mut limits = i.limits;
+    limits.fuel = i.fuel_for_thread(THREAD_FUEL)?;
+    let (paused, to_stdout) = (i.clock_paused(), i.to_stdout);
     let id = IDS.fetch_add(1, Ordering::Relaxed);
     let handle = crate::thread::Builder::new()
         .name(format!("omnilisp-{id}"))
@@ -248,25 +255,33 @@ fn run_thread(pkg: Migrant, limits: super::Limits, paused: bool, to_stdout: bool
     let thunk = import(&mut child, &pkg, true);
     drop(pkg);
     let r = match thunk {
-        Err(m) => Err(m),
+        Err(m) => Err((m.clone(), m.starts_with("heap limit"))),
         Ok(roots) => match child.call_thunk(roots[0]) {
             Ok(v) => export(&mut child, &[v])
-                .map_err(|m| format!("its value cannot move back to its parent: {m}")),
-            Err(e) => Err(match (e.exit_status(), &e.at) {
-                (Some(code), _) => format!("it called (exit {code})"),
-                (None, Some(at)) => format!("{at}: {}", e.message),
-                (None, None) => e.message.clone(),
-            }),
+                .map_err(|m| (format!("its value cannot move back to its parent: {m}"), false)),
+            Err(e) => Err(failure(&e)),
         },
     };
     (r, child.take_output())
 }
 
-fn thread_join(i: &mut Interp, a: &[Value]) -> Result<Value, String> {
-    let h = a[0];
+/// Why a thread's program failed, and whether it was a limit.
+fn failure(e: &LispError) -> (String, bool) {
+    let why = match (e.exit_status(), &e.at) {
+        (Some(code), _) => format!("it called (exit {code})"),
+        (None, Some(at)) => format!("{at}: {}", e.message),
+        (None, None) => e.message.clone(),
+    };
+    (why, e.is_limit())
+}
+
+/// `(thread-join h)`: waits for thread `h` and gives its value. A limit the thread reached
+/// is a limit here too, which no `guard` catches.
+pub(crate) fn join(i: &mut Interp, h: Value, loc: &Loc) -> Result<Value, Box<LispError>> {
+    let err = |m: String| error_at(format!("thread-join: {m}"), Some(loc));
     let r = match h {
         Value::Ref(r) if matches!(i.heap.get(r), Ok(Obj::Conc(Conc::Thread(_)))) => r,
-        _ => return Err(format!("expects a thread, got {}", i.write_string(h))),
+        _ => return Err(err(format!("expects a thread, got {}", i.write_string(h)))),
     };
     let mut taken = None;
     let _ = i.heap.update(r, |o| {
@@ -275,7 +290,7 @@ fn thread_join(i: &mut Interp, a: &[Value]) -> Result<Value, String> {
         }
     });
     let Some(handle) = taken else {
-        return Err("the thread was joined already".into());
+        return Err(err("the thread was joined already".into()));
     };
     match handle.join() {
         Err(payload) => {
@@ -284,13 +299,19 @@ fn thread_join(i: &mut Interp, a: &[Value]) -> Result<Value, String> {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".into());
-            Err(format!("the thread failed: it panicked: {why}"))
+            Err(err(format!("the thread failed: it panicked: {why}")))
         }
         Ok((result, out)) => {
             i.print(&out);
             match result {
-                Ok(pkg) => Ok(import(i, &pkg, false)?[0]),
-                Err(why) => Err(format!("the thread failed: {why}")),
+                Ok(pkg) => match import(i, &pkg, false) {
+                    Ok(roots) => Ok(roots[0]),
+                    Err(m) => Err(limit_err(format!("thread-join: {m}"), Some(loc))),
+                },
+                Err((why, false)) => Err(err(format!("the thread failed: {why}"))),
+                Err((why, true)) => {
+                    Err(limit_err(format!("thread-join: the thread failed: {why}"), Some(loc)))
+                }
             }
         }
     }
@@ -307,7 +328,7 @@ pub(crate) fn install(i: &mut Interp) {
     i.def_prim("atom-reset!", (2, Some(2)), reset);
     i.def_prim("atom-cas!", (3, Some(3)), cas);
     i.def_prim("thread-spawn", (1, Some(1)), thread_spawn);
-    i.def_prim("thread-join", (1, Some(1)), thread_join);
+    i.def_control("thread-join", (1, Some(1)), super::eval::Ctl::ThreadJoin);
     i.def_prim("thread?", (1, Some(1)), |i, a| {
         Ok(Value::Bool(matches!(a[0], Value::Ref(r)
             if matches!(i.heap.get(r), Ok(Obj::Conc(Conc::Thread(_)))))))
