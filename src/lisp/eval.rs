@@ -604,6 +604,9 @@ pub struct Interp {
     /// The globals as the builtins and the prelude left them (see `migrate`: a thread gets
     /// its own, and only the globals a program changed are copied to it).
     pub(crate) prelude_globals: Vec<Value>,
+    /// Which objects here stand for shared atoms and record types of other threads (see
+    /// `migrate`).
+    pub(crate) identities: super::migrate::Identities,
     macros: HashMap<Sym, Rc<Macro>>,
     /// Values compiled code refers to (quoted data): always reachable.
     pub(crate) constants: Vec<Value>,
@@ -751,6 +754,7 @@ impl Interp {
             global_slots: HashMap::new(),
             global_names: Vec::new(),
             prelude_globals: Vec::new(),
+            identities: Default::default(),
             macros: HashMap::new(),
             constants: Vec::new(),
             limits: Limits::default(),

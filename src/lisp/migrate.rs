@@ -36,6 +36,13 @@
 //! `threads`): both sides hold one cell, and only its value is transmigrated, in on a read
 //! and out on a write.
 //!
+//! Identity is kept where a program can see it across threads ([`Identities`]): an
+//! interpreter makes one object per shared atom, however many times the atom arrives, so
+//! `eq?` holds between its arrivals; and a record type that went to another thread and comes
+//! back (in a record the thread returns) is the original type again, so its predicate and
+//! accessors accept the record. A record type gets a process-wide id when it first leaves
+//! its interpreter for that.
+//!
 //! Global variables are copied, not shared: a `set!` of one in a thread is not seen by the
 //! thread that started it. A new thread takes the globals that come with its thunk as they
 //! are; anywhere else (a thread's value coming back, an atom's value read), a global that
@@ -50,7 +57,53 @@ use super::tasks::Conc;
 use super::threads::{AtomCell, SharedAtom};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Which object of an interpreter stands for a shared atom (by the address of its cell) and
+/// for a record type (by its process-wide id). An entry whose object was collected is
+/// stale: its `Ref` reads as gone, and a new object takes its place.
+#[derive(Debug, Default)]
+pub(crate) struct Identities {
+    atoms: HashMap<usize, Ref>,
+    types: HashMap<u64, Ref>,
+    type_ids: HashMap<Ref, u64>,
+}
+
+/// The next record type id.
+static TYPE_IDS: AtomicU64 = AtomicU64::new(1);
+
+impl Identities {
+    /// The object standing for shared atom `cell` in `i`, if it is alive.
+    fn atom(i: &Interp, cell: &Arc<SharedAtom>) -> Option<Ref> {
+        let r = *i.identities.atoms.get(&(Arc::as_ptr(cell) as usize))?;
+        match i.heap.get(r) {
+            Ok(Obj::Conc(Conc::Atom(a)))
+                if a.shared_cell().is_some_and(|c| Arc::ptr_eq(&c, cell)) =>
+            {
+                Some(r)
+            }
+            _ => None,
+        }
+    }
+
+    /// The record type with process-wide id `id` in `i`, if it is alive.
+    fn record_type(i: &Interp, id: u64) -> Option<Ref> {
+        let r = *i.identities.types.get(&id)?;
+        matches!(i.heap.get(r), Ok(Obj::RecordType(..))).then_some(r)
+    }
+
+    /// The process-wide id of record type `r`, given now if it has none.
+    fn type_id(&mut self, r: Ref) -> u64 {
+        if let Some(&id) = self.type_ids.get(&r) {
+            return id;
+        }
+        let id = TYPE_IDS.fetch_add(1, Ordering::Relaxed);
+        self.types.insert(id, r);
+        self.type_ids.insert(r, id);
+        id
+    }
+}
 
 /// A value in a package: an immediate, or a node of the package.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,8 +135,8 @@ enum Node {
     Env(Vec<MVal>, Option<u32>),
     Condition(MVal, MVal),
     Values(Vec<MVal>),
-    /// Name and field names, as symbol indices.
-    RecordType(u32, Vec<u32>),
+    /// Process-wide id, name and field names (as symbol indices).
+    RecordType(u64, u32, Vec<u32>),
     Record(u32, Vec<MVal>),
     Table(Vec<(MVal, MVal)>),
     /// The end-of-channel object: the receiver's own.
@@ -283,7 +336,9 @@ impl Exporter<'_> {
             }
             Obj::RecordType(name, fields) => {
                 let (name, fields) = (*name, fields.clone());
-                Node::RecordType(self.sym(name), fields.into_iter().map(|f| self.sym(f)).collect())
+                let id = self.i.identities.type_id(r);
+                let fields = fields.into_iter().map(|f| self.sym(f)).collect();
+                Node::RecordType(id, self.sym(name), fields)
             }
             Obj::Record(t, fields) => {
                 let (t, fields) = (*t, fields.clone());
@@ -330,14 +385,17 @@ impl Exporter<'_> {
         }
         let Ok(Obj::Conc(Conc::Atom(cell))) = self.i.heap.get(r) else { unreachable!("an atom") };
         let v = cell.value();
-        // Its value is a package of its own: it is opened alone, on every read.
-        let pkg = stacker::maybe_grow(64 << 10, 1 << 20, || export(self.i, &[v]))?;
-        let s = Arc::new(SharedAtom::new(pkg));
+        // Shared first, so a value that holds the atom itself finds it shared.
+        let s = Arc::new(SharedAtom::new(Migrant::of_nil()));
         let _ = self.i.heap.update(r, |o| {
             if let Obj::Conc(Conc::Atom(cell)) = o {
                 *cell = AtomCell::shared(s.clone(), v, Some(0));
             }
         });
+        self.i.identities.atoms.insert(Arc::as_ptr(&s) as usize, r);
+        // Its value is a package of its own: it is opened alone, on every read.
+        let pkg = stacker::maybe_grow(64 << 10, 1 << 20, || export(self.i, &[v]))?;
+        s.set_first(pkg);
         Ok(s)
     }
 
@@ -415,6 +473,18 @@ enum Built {
 }
 
 impl Migrant {
+    /// A package of `()`.
+    pub(crate) fn of_nil() -> Migrant {
+        Migrant {
+            syms: Vec::new(),
+            files: Vec::new(),
+            nodes: Vec::new(),
+            code: Vec::new(),
+            globals: Vec::new(),
+            roots: vec![MVal::Nil],
+        }
+    }
+
     /// Root `k` when it is an immediate (no heap object), as a value of `i`.
     pub(crate) fn immediate(&self, i: &mut Interp, k: usize) -> Option<Value> {
         match self.roots.get(k)? {
@@ -454,12 +524,32 @@ pub(crate) fn import(
     let files: Vec<Rc<str>> = m.files.iter().map(|f| Rc::from(&**f)).collect();
     // Every node gets its object first (a placeholder), so references, cycles included,
     // have something to name; then the objects are filled.
+    // Shared atoms and record types this interpreter has already are not made again.
     let mut refs: Vec<Value> = Vec::with_capacity(m.nodes.len());
+    let mut known: Vec<bool> = Vec::with_capacity(m.nodes.len());
     for n in &m.nodes {
-        refs.push(match n {
-            Node::Eof => i.sched.eof,
-            _ => Value::Ref(i.heap.alloc(Obj::Box(Value::Nil)).map_err(|e| e.to_string())?),
-        });
+        let have = match n {
+            Node::Eof => Some(i.sched.eof),
+            Node::Atom(cell) => Identities::atom(i, cell).map(Value::Ref),
+            Node::RecordType(id, ..) => Identities::record_type(i, *id).map(Value::Ref),
+            _ => None,
+        };
+        known.push(have.is_some());
+        let v = match have {
+            Some(v) => v,
+            None => Value::Ref(i.heap.alloc(Obj::Box(Value::Nil)).map_err(|e| e.to_string())?),
+        };
+        match (n, v) {
+            (Node::Atom(cell), Value::Ref(r)) => {
+                i.identities.atoms.insert(Arc::as_ptr(cell) as usize, r);
+            }
+            (Node::RecordType(id, ..), Value::Ref(r)) => {
+                i.identities.types.insert(*id, r);
+                i.identities.type_ids.insert(r, *id);
+            }
+            _ => {}
+        }
+        refs.push(v);
     }
     let val = |v: MVal| match v {
         MVal::Node(n) => refs[n as usize],
@@ -522,6 +612,9 @@ pub(crate) fn import(
     };
     let mut tables = Vec::new();
     for (k, n) in m.nodes.iter().enumerate() {
+        if known[k] {
+            continue;
+        }
         let obj = match n {
             Node::Pending => unreachable!("every node is filled"),
             Node::Eof => continue,
@@ -535,7 +628,7 @@ pub(crate) fn import(
             Node::Values(items) => Obj::Values(items.iter().map(|v| val(*v)).collect()),
             Node::Box(v) => Obj::Box(val(*v)),
             Node::Condition(a, b) => Obj::Condition(val(*a), val(*b)),
-            Node::RecordType(name, fields) => Obj::RecordType(
+            Node::RecordType(_, name, fields) => Obj::RecordType(
                 syms[*name as usize],
                 fields.iter().map(|f| syms[*f as usize]).collect(),
             ),

@@ -104,6 +104,12 @@ impl SharedAtom {
         SharedAtom { state: Mutex::new((0, value)) }
     }
 
+    /// Its first value, once packed (the cell exists before, so that a value holding the
+    /// atom finds it shared).
+    pub(crate) fn set_first(&self, value: Migrant) {
+        self.lock().1 = value;
+    }
+
     fn lock(&self) -> MutexGuard<'_, (u64, Migrant)> {
         // A panic elsewhere while holding the lock left a whole package (they are replaced,
         // never edited): still a consistent value.
