@@ -14,7 +14,10 @@
 //!   `reset`/`shift`, `call/cc`, `dynamic-wind`, `guard`/`raise` with error objects, limits on
 //!   steps, frames and heap objects that give Lisp errors, and errors with locations and a
 //!   backtrace;
-//! - the builtins and a prelude written in OmniLisp (`builtins`).
+//! - the builtins and a prelude written in OmniLisp (`builtins`);
+//! - green tasks, channels and `select` (`tasks`), and OS threads (`threads`): each runs an
+//!   interpreter of its own, and the values that cross between them are transmigrated
+//!   (`migrate`), deep-copied with their sharing and cycles, while atoms are shared.
 //!
 //! The `omnilisp` command (`src/bin/omnilisp.rs`) runs a file, evaluates `-e EXPR`, or
 //! starts a REPL. Still to come: speed (the evaluator allocates an environment per call and a

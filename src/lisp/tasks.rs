@@ -32,7 +32,8 @@
 //! - Every value a task or a channel holds is a collector root (see `Interp::roots`).
 //!
 //! Still to come (issue 9): tasks as omni tasks on omni's runtime, channels over
-//! `omni::chan`, OS threads.
+//! `omni::chan`, channels shared between OS threads (a channel cannot move to another
+//! thread yet; atoms can, see `threads`).
 //!
 //! `(task-cancel t)` raises a `task N cancelled` error in `t` where it waits (or where it
 //! next runs), so its `guard`s and `dynamic-wind` `after` thunks run; if nothing catches it,
