@@ -340,3 +340,38 @@ pub(crate) fn install(i: &mut Interp) {
             if matches!(i.heap.get(r), Ok(Obj::Conc(Conc::Thread(_)))))))
     });
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// An interpreter with the global `h` naming a thread that runs `body`.
+    fn with_thread(body: fn() -> Outcome) -> Interp {
+        let mut i = Interp::new();
+        let handle = crate::thread::spawn(move || async move { body() });
+        let h = ThreadHandle { id: 0, handle: Some(handle) };
+        let v = Value::Ref(i.heap.alloc(Obj::Conc(Conc::Thread(h))).unwrap());
+        i.eval_str("(define h #f)", "t").unwrap();
+        let s = i.syms.intern("h");
+        let g = i.global_slot(s);
+        i.globals[g as usize] = v;
+        i
+    }
+
+    #[test]
+    fn a_panic_in_a_thread_is_an_error_of_thread_join() {
+        let mut i = with_thread(|| panic!("boom"));
+        let got = i.eval_str("(guard (e (#t (error-object-message e))) (thread-join h))", "t");
+        assert_eq!(got.unwrap(), "\"thread-join: the thread failed: it panicked: boom\"");
+    }
+
+    #[test]
+    fn a_limit_in_a_thread_is_a_limit_of_its_joiner() {
+        let mut i = with_thread(|| (Err(("out of fuel after 5 steps".into(), true)), "hi".into()));
+        let e = i.eval_str("(guard (e (#t 'caught)) (thread-join h))", "t").unwrap_err();
+        assert!(e.is_limit(), "{e}");
+        assert_eq!(e.message, "thread-join: the thread failed: out of fuel after 5 steps");
+        // What the thread printed is not lost.
+        assert_eq!(i.take_output(), "hi");
+    }
+}
