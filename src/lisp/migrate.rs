@@ -28,16 +28,15 @@
 //! size.
 //!
 //! What cannot cross is refused with an error that names it: a continuation (its frames
-//! belong to the machine of the thread that captured it), a green task, a channel (its
-//! waiting tasks are the sending thread's), a thread handle (it is joined once, by the thread
-//! that started it).
+//! belong to the machine of the thread that captured it), a green task, a thread handle (it
+//! is joined once, by the thread that started it), a channel a `select` waits on.
 //!
-//! Atoms are the exception to copying: an atom that crosses becomes *shared* (see
-//! `threads`): both sides hold one cell, and only its value is transmigrated, in on a read
-//! and out on a write.
+//! Atoms and channels are the exception to copying: one that crosses becomes *shared* (see
+//! `threads` and `shared_chan`): both sides hold one cell, and only the values in it are
+//! transmigrated, in on a read and out on a write.
 //!
 //! Identity is kept where a program can see it across threads ([`Identities`]): an
-//! interpreter makes one object per shared atom, however many times the atom arrives, so
+//! interpreter makes one object per shared atom or channel, however many times it arrives, so
 //! `eq?` holds between its arrivals; and a record type that went to another thread and comes
 //! back (in a record the thread returns) is the original type again, so its predicate and
 //! accessors accept the record. A record type gets a process-wide id when it first leaves
@@ -53,6 +52,7 @@
 use super::datum::Span;
 use super::eval::{Closure, Env, Expr, Interp, Lambda, Loc, Prim};
 use super::heap::{Obj, Ref, Sym, Table, Value};
+use super::shared_chan::{SharedChan, SharedChanCell};
 use super::tasks::Conc;
 use super::threads::{AtomCell, SharedAtom};
 use std::collections::{HashMap, HashSet};
@@ -60,11 +60,12 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Which object of an interpreter stands for a shared atom (by the address of its cell) and
-/// for a record type (by its process-wide id). An entry whose object was collected is
+/// Which object of an interpreter stands for a shared atom or channel (by the address of its
+/// cell) and for a record type (by its process-wide id). An entry whose object was collected is
 /// stale: its `Ref` reads as gone, and a new object takes its place.
 #[derive(Debug, Default)]
 pub(crate) struct Identities {
+    /// Shared atoms and channels, by the address of their cell.
     atoms: HashMap<usize, Ref>,
     types: HashMap<u64, Ref>,
     type_ids: HashMap<Ref, u64>,
@@ -83,6 +84,15 @@ impl Identities {
             {
                 Some(r)
             }
+            _ => None,
+        }
+    }
+
+    /// The object standing for shared channel `c` in `i`, if it is alive.
+    fn chan(i: &Interp, c: &Arc<SharedChan>) -> Option<Ref> {
+        let r = *i.identities.atoms.get(&(Arc::as_ptr(c) as usize))?;
+        match i.heap.get(r) {
+            Ok(Obj::Conc(Conc::SharedChan(x))) if Arc::ptr_eq(&x.0, c) => Some(r),
             _ => None,
         }
     }
@@ -143,6 +153,8 @@ enum Node {
     Eof,
     /// A shared atom: the one cell both sides hold.
     Atom(Arc<SharedAtom>),
+    /// A shared channel, likewise.
+    Chan(Arc<SharedChan>),
 }
 
 /// A location: file index and position.
@@ -361,8 +373,11 @@ impl Exporter<'_> {
             Obj::Cont(_) => return Err("a continuation cannot move to another thread".into()),
             Obj::Conc(Conc::Eof) => Node::Eof,
             Obj::Conc(Conc::Chan(_)) => {
-                return Err("a channel cannot move to another thread (share an atom instead)".into())
+                let c = self.i.share_chan(r)?;
+                self.i.identities.atoms.insert(Arc::as_ptr(&c) as usize, r);
+                Node::Chan(c)
             }
+            Obj::Conc(Conc::SharedChan(c)) => Node::Chan(c.0.clone()),
             Obj::Conc(Conc::Task(id)) => {
                 return Err(format!("green task {id} cannot move to another thread"))
             }
@@ -531,6 +546,7 @@ pub(crate) fn import(
         let have = match n {
             Node::Eof => Some(i.sched.eof),
             Node::Atom(cell) => Identities::atom(i, cell).map(Value::Ref),
+            Node::Chan(c) => Identities::chan(i, c).map(Value::Ref),
             Node::RecordType(id, ..) => Identities::record_type(i, *id).map(Value::Ref),
             _ => None,
         };
@@ -542,6 +558,9 @@ pub(crate) fn import(
         match (n, v) {
             (Node::Atom(cell), Value::Ref(r)) => {
                 i.identities.atoms.insert(Arc::as_ptr(cell) as usize, r);
+            }
+            (Node::Chan(c), Value::Ref(r)) => {
+                i.identities.atoms.insert(Arc::as_ptr(c) as usize, r);
             }
             (Node::RecordType(id, ..), Value::Ref(r)) => {
                 i.identities.types.insert(*id, r);
@@ -647,6 +666,7 @@ pub(crate) fn import(
                 Obj::Closure(Closure { lambda: l.clone(), env: env.map(node_ref) })
             }
             Node::Atom(s) => Obj::Conc(Conc::Atom(AtomCell::shared(s.clone(), Value::Nil, None))),
+            Node::Chan(c) => Obj::Conc(Conc::SharedChan(SharedChanCell(c.clone()))),
         };
         let _ = i.heap.update(node_ref(k as u32), |o| *o = obj);
     }
@@ -736,8 +756,9 @@ mod tests {
     #[test]
     fn what_cannot_cross_is_named() {
         let mut a = Interp::new();
-        a.eval_str("(define k (call/cc (lambda (k) k))) (define c (make-chan))", "t").unwrap();
-        for (name, want) in [("k", "a continuation"), ("c", "a channel")] {
+        a.eval_str("(define k (call/cc (lambda (k) k))) (define t (spawn (lambda () 1)))", "t")
+            .unwrap();
+        for (name, want) in [("k", "a continuation"), ("t", "green task 1")] {
             let v = a.global(name).unwrap();
             let e = export(&mut a, &[v]).unwrap_err();
             assert!(e.starts_with(want), "{e}");

@@ -17,7 +17,8 @@
 //! - the builtins and a prelude written in OmniLisp (`builtins`);
 //! - green tasks, channels and `select` (`tasks`), and OS threads (`threads`): each runs an
 //!   interpreter of its own, and the values that cross between them are transmigrated
-//!   (`migrate`), deep-copied with their sharing and cycles, while atoms are shared.
+//!   (`migrate`), deep-copied with their sharing and cycles, while atoms and channels
+//!   (`shared_chan`) are shared.
 //!
 //! The `omnilisp` command (`src/bin/omnilisp.rs`) runs a file, evaluates `-e EXPR`, or
 //! starts a REPL. Still to come: speed (the evaluator allocates an environment per call and a
@@ -42,6 +43,7 @@ mod eval;
 pub mod heap;
 mod migrate;
 mod reader;
+mod shared_chan;
 mod syntax;
 mod tasks;
 mod threads;

@@ -11,7 +11,13 @@
 //! error of `thread-join` that says the thread failed and why, which `guard` can catch.
 //! Joining twice is an error.
 //!
-//! The child starts with the parent's limits and clock (paused or real). What it prints goes
+//! Channels that cross become shared between the threads (see `shared_chan`), so a thread's
+//! tasks and another's can talk while both run; `thread-join` itself blocks the joining
+//! interpreter, so a thread that waits for a green task of its joiner must be joined after
+//! that task is done.
+//!
+//! The child starts with the parent's limits (see `Interp::fuel_for_thread` for fuel) and
+//! clock (paused or real). What it prints goes
 //! to standard output when the parent's does; otherwise (tests) it is collected and added to
 //! the parent's output when the thread is joined, so output stays deterministic.
 //!

@@ -1,0 +1,416 @@
+//! Channels shared between OS threads.
+//!
+//! A channel is local while one interpreter knows it (see `tasks`). When it crosses to
+//! another thread it becomes *shared*, in place, as atoms do: its state moves into one
+//! [`SharedChan`] behind a mutex, its buffered values are packed (`migrate`), and the tasks
+//! of this interpreter blocked on it become waiters of the shared channel. From then on a
+//! value sent is packed by the sender and opened by the receiver, in the receiver's heap.
+//!
+//! # Waking a task of another thread
+//!
+//! Each interpreter has a [`Home`]: an inbox of [`Delivery`]s and a condition variable. An
+//! operation that completes a waiter of another interpreter (a send that meets a blocked
+//! receiver, a receive that frees a blocked sender, a close) puts a delivery in the waiter's
+//! home, under the channel's lock. The waiter's scheduler takes its deliveries whenever it
+//! switches tasks (and a busy task is preempted when some arrived), and when no task can
+//! run but some wait on shared channels, it sleeps on the condition variable instead of
+//! reporting a deadlock: another thread may still complete them.
+//!
+//! # Nothing lost
+//!
+//! A value is handed to a waiter only through its home, and a home that is closed (its
+//! interpreter ended) refuses it, so the value goes to the next waiter or stays in the
+//! channel. Values delivered but never taken (the interpreter ended first, or the task left
+//! its wait: a top-level error, a cancellation that lost the race) are put back at the front
+//! of the channel's buffer, where the next receiver gets them.
+//!
+//! `select` does not take shared channels yet: committing exactly one clause across threads
+//! needs a claim that every channel respects, which is still to come.
+
+use super::eval::{error_at, Interp, LispError, Loc, State};
+use super::heap::{Obj, Value};
+use super::migrate::{export, import, Migrant};
+use super::tasks::{Conc, Resume, Wait};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+type Fail = Box<LispError>;
+
+/// Where the deliveries for one interpreter's tasks arrive.
+#[derive(Debug)]
+pub(crate) struct Home {
+    /// `None` once the interpreter ended.
+    inbox: Mutex<Option<Vec<Delivery>>>,
+    /// Whether the inbox may hold something: read without the lock on the hot path.
+    pending: AtomicBool,
+    arrived: Condvar,
+}
+
+/// What completes a task's wait on a shared channel.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    task: u64,
+    what: Delivered,
+}
+
+#[derive(Debug)]
+enum Delivered {
+    /// A value received, and the channel it goes back to if nobody takes it.
+    Value(Migrant, Arc<SharedChan>),
+    /// A blocked send happened.
+    Sent,
+    /// The channel was closed while the task waited to receive.
+    Eof,
+    /// The channel was closed while the task waited to send.
+    Closed,
+}
+
+impl Default for Home {
+    fn default() -> Home {
+        Home {
+            inbox: Mutex::new(Some(Vec::new())),
+            pending: AtomicBool::new(false),
+            arrived: Condvar::new(),
+        }
+    }
+}
+
+impl Home {
+    /// Puts `d` in the inbox; a closed home hands it back.
+    fn deliver(&self, d: Delivery) -> Result<(), Delivery> {
+        let mut inbox = lock(&self.inbox);
+        match inbox.as_mut() {
+            None => Err(d),
+            Some(v) => {
+                v.push(d);
+                self.pending.store(true, Ordering::Release);
+                self.arrived.notify_one();
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether deliveries may be waiting.
+    pub(crate) fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    fn take(&self) -> Vec<Delivery> {
+        let mut inbox = lock(&self.inbox);
+        self.pending.store(false, Ordering::Release);
+        inbox.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Sleeps until a delivery arrives, or `timeout` passed.
+    fn wait(&self, timeout: Option<Duration>) {
+        let mut inbox = lock(&self.inbox);
+        while !inbox.as_ref().is_some_and(|v| !v.is_empty()) && inbox.is_some() {
+            match timeout {
+                None => inbox = self.arrived.wait(inbox).unwrap_or_else(|p| p.into_inner()),
+                Some(t) => {
+                    let (g, r) =
+                        self.arrived.wait_timeout(inbox, t).unwrap_or_else(|p| p.into_inner());
+                    inbox = g;
+                    if r.timed_out() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the home (its interpreter is ending): values delivered but not taken go back
+    /// to their channels.
+    pub(crate) fn close(&self) {
+        let left = lock(&self.inbox).take().unwrap_or_default();
+        for d in left {
+            if let Delivered::Value(pkg, chan) = d.what {
+                give_back(&chan, pkg);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves whole values behind: a panic in one leaves them usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A task of some interpreter blocked on a shared channel.
+#[derive(Debug)]
+struct Waiter {
+    home: Arc<Home>,
+    task: u64,
+}
+
+/// The state of a channel that several threads hold.
+#[derive(Debug)]
+pub(crate) struct SharedChan {
+    st: Mutex<ChanState>,
+}
+
+#[derive(Debug)]
+struct ChanState {
+    cap: usize,
+    buf: VecDeque<Migrant>,
+    receivers: VecDeque<Waiter>,
+    senders: VecDeque<(Waiter, Migrant)>,
+    closed: bool,
+}
+
+/// Puts back a value delivered but never taken: to a receiver waiting now, or at the front
+/// of the buffer, where the next receiver gets it.
+fn give_back(chan: &Arc<SharedChan>, pkg: Migrant) {
+    let mut st = lock(&chan.st);
+    if let Some(pkg) = to_receiver(&mut st, chan, pkg) {
+        st.buf.push_front(pkg);
+    }
+}
+
+/// A shared channel's cell in the heap (opaque).
+pub struct SharedChanCell(pub(crate) Arc<SharedChan>);
+
+impl fmt::Debug for SharedChanCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedChanCell")
+    }
+}
+
+impl SharedChanCell {
+    pub(crate) fn describe(&self) -> String {
+        let st = lock(&self.0.st);
+        format!(
+            "#<channel shared {}{}>",
+            if st.cap == 0 {
+                "unbuffered".to_string()
+            } else {
+                format!("{}/{}", st.buf.len(), st.cap)
+            },
+            if st.closed { " closed" } else { "" }
+        )
+    }
+}
+
+/// Hands `pkg` to the first receiver whose home takes it; gives it back when none does.
+fn to_receiver(st: &mut ChanState, chan: &Arc<SharedChan>, mut pkg: Migrant) -> Option<Migrant> {
+    while let Some(w) = st.receivers.pop_front() {
+        let d = Delivery { task: w.task, what: Delivered::Value(pkg, chan.clone()) };
+        match w.home.deliver(d) {
+            Ok(()) => return None,
+            Err(Delivery { what: Delivered::Value(p, _), .. }) => pkg = p,
+            Err(_) => unreachable!("handed back as given"),
+        }
+    }
+    Some(pkg)
+}
+
+/// Takes a value without waiting: from the buffer (a blocked sender's value then takes the
+/// freed place) or from a blocked sender, whose send then happened.
+fn take_now(st: &mut ChanState) -> Option<Migrant> {
+    if let Some(v) = st.buf.pop_front() {
+        if let Some((w, pkg)) = st.senders.pop_front() {
+            st.buf.push_back(pkg);
+            let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Sent });
+        }
+        return Some(v);
+    }
+    let (w, pkg) = st.senders.pop_front()?;
+    let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Sent });
+    Some(pkg)
+}
+
+/// The shared channel `v` is, if it is one.
+pub(crate) fn shared_chan(i: &Interp, v: Value) -> Option<Arc<SharedChan>> {
+    let Value::Ref(r) = v else { return None };
+    match i.heap.get(r) {
+        Ok(Obj::Conc(Conc::SharedChan(c))) => Some(c.0.clone()),
+        _ => None,
+    }
+}
+
+impl Interp {
+    /// Makes local channel `r` shared (see the module doc): its buffered values packed, its
+    /// blocked tasks made waiters.
+    ///
+    /// # Errors
+    ///
+    /// When a `select` waits on it, or a buffered value cannot cross.
+    pub(crate) fn share_chan(&mut self, r: super::heap::Ref) -> Result<Arc<SharedChan>, String> {
+        let Ok(Obj::Conc(Conc::Chan(c))) = self.heap.get(r) else { unreachable!("a channel") };
+        let waiting: Vec<u64> =
+            c.receivers.iter().copied().chain(c.senders.iter().map(|(s, _)| *s)).collect();
+        if waiting.iter().any(|t| matches!(self.task_wait(*t), Some(Wait::Select { .. }))) {
+            return Err("a channel a select waits on cannot move to another thread".into());
+        }
+        let (cap, closed) = (c.cap, c.closed);
+        let (buf, receivers, senders): (Vec<Value>, Vec<u64>, Vec<(u64, Value)>) = (
+            c.buf.iter().copied().collect(),
+            c.receivers.iter().copied().collect(),
+            c.senders.iter().copied().collect(),
+        );
+        let mut st = ChanState {
+            cap,
+            buf: VecDeque::new(),
+            receivers: VecDeque::new(),
+            senders: VecDeque::new(),
+            closed,
+        };
+        for v in buf {
+            st.buf.push_back(export(self, &[v])?);
+        }
+        for (t, v) in senders {
+            st.senders.push_back((Waiter { home: self.home(), task: t }, export(self, &[v])?));
+        }
+        for t in receivers {
+            st.receivers.push_back(Waiter { home: self.home(), task: t });
+        }
+        let shared = Arc::new(SharedChan { st: Mutex::new(st) });
+        let ch = Value::Ref(r);
+        for t in waiting {
+            self.set_task_wait(t, |w| match w {
+                Wait::Recv(l, c) if *c == ch => Some(Wait::SharedRecv(l.clone(), shared.clone())),
+                Wait::Send(l, c) if *c == ch => Some(Wait::SharedSend(l.clone(), shared.clone())),
+                _ => None,
+            });
+        }
+        let cell = SharedChanCell(shared.clone());
+        let _ = self.heap.update(r, |o| *o = Obj::Conc(Conc::SharedChan(cell)));
+        Ok(shared)
+    }
+
+    /// `chan-send` on a shared channel.
+    pub(crate) fn shared_send(
+        &mut self,
+        chan: Arc<SharedChan>,
+        v: Value,
+        loc: &Loc,
+    ) -> Result<State, Fail> {
+        let pkg = export(self, &[v]).map_err(|m| error_at(format!("chan-send: {m}"), Some(loc)))?;
+        let mut st = lock(&chan.st);
+        if st.closed {
+            return Err(error_at("chan-send: the channel is closed", Some(loc)));
+        }
+        let Some(pkg) = to_receiver(&mut st, &chan, pkg) else {
+            return Ok(State::Return(Value::Unspecified));
+        };
+        if st.buf.len() < st.cap {
+            st.buf.push_back(pkg);
+            return Ok(State::Return(Value::Unspecified));
+        }
+        let task = self.sched.current;
+        st.senders.push_back((Waiter { home: self.home(), task }, pkg));
+        drop(st);
+        Ok(self.park_on(Wait::SharedSend(loc.clone(), chan)))
+    }
+
+    /// `chan-recv` on a shared channel; without waiting (`chan-try-recv`) when `wait` is
+    /// false, giving `None` when it would wait.
+    pub(crate) fn shared_recv(
+        &mut self,
+        chan: Arc<SharedChan>,
+        wait: bool,
+        loc: &Loc,
+    ) -> Result<Option<State>, Fail> {
+        let mut st = lock(&chan.st);
+        if let Some(pkg) = take_now(&mut st) {
+            drop(st);
+            let v = import(self, &pkg, false).map_err(|m| self.heap_full_msg(m))?[0];
+            return Ok(Some(State::Return(v)));
+        }
+        if st.closed {
+            return Ok(Some(State::Return(self.sched.eof)));
+        }
+        if !wait {
+            return Ok(None);
+        }
+        let task = self.sched.current;
+        st.receivers.push_back(Waiter { home: self.home(), task });
+        drop(st);
+        Ok(Some(self.park_on(Wait::SharedRecv(loc.clone(), chan))))
+    }
+
+    /// `chan-close` on a shared channel: receivers get the end-of-channel object, senders an
+    /// error, on whichever thread they wait.
+    pub(crate) fn shared_close(chan: &SharedChan) {
+        let mut st = lock(&chan.st);
+        st.closed = true;
+        for w in std::mem::take(&mut st.receivers) {
+            let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Eof });
+        }
+        for (w, _) in std::mem::take(&mut st.senders) {
+            let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Closed });
+        }
+    }
+
+    /// Whether shared channel `chan` is closed.
+    pub(crate) fn shared_closed(chan: &SharedChan) -> bool {
+        lock(&chan.st).closed
+    }
+
+    /// Takes task `id` out of the queues of shared channel `chan` (it is cancelled); `false`
+    /// when it is in none: a delivery for it is on its way.
+    pub(crate) fn shared_leave(&mut self, chan: &SharedChan, id: u64) -> bool {
+        let home = self.home();
+        let mine = |w: &Waiter| w.task == id && Arc::ptr_eq(&w.home, &home);
+        let mut st = lock(&chan.st);
+        let before = st.receivers.len() + st.senders.len();
+        st.receivers.retain(|w| !mine(w));
+        st.senders.retain(|(w, _)| !mine(w));
+        st.receivers.len() + st.senders.len() < before
+    }
+
+    /// Takes the deliveries that arrived from other threads: each wakes its task, and a
+    /// value for a task that no longer waits for it goes back to its channel.
+    pub(crate) fn take_deliveries(&mut self) -> Result<(), Fail> {
+        if !self.sched.home.pending() {
+            return Ok(());
+        }
+        for d in self.sched.home.take() {
+            let loc = match self.task_wait(d.task) {
+                Some(Wait::SharedRecv(l, _)) | Some(Wait::SharedSend(l, _)) => Some(l.clone()),
+                _ => None,
+            };
+            let Some(loc) = loc else {
+                if let Delivered::Value(pkg, chan) = d.what {
+                    give_back(&chan, pkg);
+                }
+                continue;
+            };
+            let resume = match d.what {
+                Delivered::Value(pkg, _) => {
+                    let v = import(self, &pkg, false).map_err(|m| self.heap_full_msg(m))?[0];
+                    Resume::Value(v)
+                }
+                Delivered::Sent => Resume::Value(Value::Unspecified),
+                Delivered::Eof => Resume::Value(self.sched.eof),
+                Delivered::Closed => Resume::Raise(
+                    "chan-send: the channel was closed while this send waited".into(),
+                    loc,
+                ),
+            };
+            self.wake_task(d.task, resume);
+        }
+        Ok(())
+    }
+
+    /// With no task ready: sleeps until another thread completes a wait on a shared channel,
+    /// or `timeout` passed. `false` (at once) when no task waits on a shared channel.
+    pub(crate) fn wait_for_other_threads(&self, timeout: Option<Duration>) -> bool {
+        if !self.any_shared_wait() {
+            return false;
+        }
+        self.sched.home.wait(timeout);
+        true
+    }
+
+    fn home(&self) -> Arc<Home> {
+        self.sched.home.clone()
+    }
+
+    fn heap_full_msg(&self, m: String) -> Fail {
+        super::eval::limit_err(m, None)
+    }
+}
