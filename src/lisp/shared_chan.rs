@@ -59,7 +59,7 @@ pub(crate) struct Delivery {
 #[derive(Debug)]
 enum Delivered {
     /// A value received, and the channel it goes back to if nobody takes it.
-    Value(Migrant, Arc<SharedChan>),
+    Value(Box<Migrant>, Arc<SharedChan>),
     /// A blocked send happened.
     Sent,
     /// The channel was closed while the task waited to receive.
@@ -107,7 +107,8 @@ impl Home {
     /// Sleeps until a delivery arrives, or `timeout` passed.
     fn wait(&self, timeout: Option<Duration>) {
         let mut inbox = lock(&self.inbox);
-        while !inbox.as_ref().is_some_and(|v| !v.is_empty()) && inbox.is_some() {
+        // Until something arrived, or the home closed.
+        while inbox.as_ref().is_some_and(|v| v.is_empty()) {
             match timeout {
                 None => inbox = self.arrived.wait(inbox).unwrap_or_else(|p| p.into_inner()),
                 Some(t) => {
@@ -128,7 +129,7 @@ impl Home {
         let left = lock(&self.inbox).take().unwrap_or_default();
         for d in left {
             if let Delivered::Value(pkg, chan) = d.what {
-                give_back(&chan, pkg);
+                give_back(&chan, *pkg);
             }
         }
     }
@@ -197,10 +198,10 @@ impl SharedChanCell {
 /// Hands `pkg` to the first receiver whose home takes it; gives it back when none does.
 fn to_receiver(st: &mut ChanState, chan: &Arc<SharedChan>, mut pkg: Migrant) -> Option<Migrant> {
     while let Some(w) = st.receivers.pop_front() {
-        let d = Delivery { task: w.task, what: Delivered::Value(pkg, chan.clone()) };
+        let d = Delivery { task: w.task, what: Delivered::Value(Box::new(pkg), chan.clone()) };
         match w.home.deliver(d) {
             Ok(()) => return None,
-            Err(Delivery { what: Delivered::Value(p, _), .. }) => pkg = p,
+            Err(Delivery { what: Delivered::Value(p, _), .. }) => pkg = *p,
             Err(_) => unreachable!("handed back as given"),
         }
     }
@@ -375,7 +376,7 @@ impl Interp {
             };
             let Some(loc) = loc else {
                 if let Delivered::Value(pkg, chan) = d.what {
-                    give_back(&chan, pkg);
+                    give_back(&chan, *pkg);
                 }
                 continue;
             };
