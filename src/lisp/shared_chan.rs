@@ -14,7 +14,10 @@
 //! home, under the channel's lock. The waiter's scheduler takes its deliveries whenever it
 //! switches tasks (and a busy task is preempted when some arrived), and when no task can
 //! run but some wait on shared channels, it sleeps on the condition variable instead of
-//! reporting a deadlock: another thread may still complete them.
+//! reporting a deadlock at once: another thread may still complete them. A deadlock across
+//! threads is found by counting the interpreters of the program that run ([`Family`]):
+//! when the last one goes to sleep (or blocks in `thread-join`), every sleeper wakes and
+//! reports the deadlock, as a single interpreter does, instead of hanging.
 //!
 //! # Nothing lost
 //!
@@ -31,13 +34,101 @@ use super::eval::{error_at, Interp, LispError, Loc, State};
 use super::heap::{Obj, Value};
 use super::migrate::{export, import, Migrant};
 use super::tasks::{Conc, Resume, Wait};
+use std::collections::HashSet;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 type Fail = Box<LispError>;
+
+/// The interpreters of one program: the first and the threads started from it, transitively.
+/// How many of them are running tells a deadlock across threads: an interpreter is not
+/// running while it sleeps with no deadline until another thread delivers (`Home::wait`) or
+/// while it joins a thread that has not ended. When the last one stops, nothing can wake any
+/// of them, and every one asleep wakes to report the deadlock (a thread whose program then
+/// fails ends, which lets its joiner go on).
+///
+/// Lock order: a channel's, then the family's, then a home's inbox.
+#[derive(Debug)]
+pub(crate) struct Family {
+    st: Mutex<FamilyState>,
+    /// How many deadlocks were found: an interpreter asleep that sees it change wakes.
+    deadlocks: AtomicU64,
+}
+
+#[derive(Debug)]
+struct FamilyState {
+    running: usize,
+    homes: Vec<Weak<Home>>,
+    /// Threads (by `thread-spawn` id) that ended, and those a joiner is blocked on.
+    ended: HashSet<u64>,
+    joined: HashSet<u64>,
+}
+
+impl Default for Family {
+    fn default() -> Family {
+        let st = FamilyState {
+            running: 1,
+            homes: Vec::new(),
+            ended: HashSet::new(),
+            joined: HashSet::new(),
+        };
+        Family { st: Mutex::new(st), deadlocks: AtomicU64::new(0) }
+    }
+}
+
+impl Family {
+    /// One running less: when none is left, a deadlock, and every sleeper wakes.
+    fn stop_one(&self, st: &mut FamilyState) -> bool {
+        st.running = st.running.saturating_sub(1);
+        if st.running > 0 {
+            return false;
+        }
+        self.deadlocks.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    fn wake_all(&self) {
+        let homes: Vec<Arc<Home>> = lock(&self.st).homes.iter().filter_map(Weak::upgrade).collect();
+        for h in homes {
+            let _inbox = lock(&h.inbox);
+            h.arrived.notify_all();
+        }
+    }
+
+    /// A thread is starting: it runs.
+    pub(crate) fn thread_starts(&self) {
+        lock(&self.st).running += 1;
+    }
+
+    /// Thread `id` ended (or never started): its joiner, if one is blocked, runs again.
+    pub(crate) fn thread_ends(&self, id: u64) {
+        let mut st = lock(&self.st);
+        if st.joined.remove(&id) {
+            return;
+        }
+        st.ended.insert(id);
+        if self.stop_one(&mut st) {
+            drop(st);
+            self.wake_all();
+        }
+    }
+
+    /// The caller is about to block joining thread `id`.
+    pub(crate) fn joins(&self, id: u64) {
+        let mut st = lock(&self.st);
+        if st.ended.remove(&id) {
+            return;
+        }
+        st.joined.insert(id);
+        if self.stop_one(&mut st) {
+            drop(st);
+            self.wake_all();
+        }
+    }
+}
 
 /// Where the deliveries for one interpreter's tasks arrive.
 #[derive(Debug)]
@@ -47,6 +138,20 @@ pub(crate) struct Home {
     /// Whether the inbox may hold something: read without the lock on the hot path.
     pending: AtomicBool,
     arrived: Condvar,
+    family: Arc<Family>,
+    /// Asleep with no deadline, counted as not running; changed under the family's lock.
+    blocked: AtomicBool,
+}
+
+/// How a wait for other threads ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// No task waits on a shared channel: nothing to wait for.
+    Nothing,
+    /// Something arrived, or the time passed.
+    Arrived,
+    /// Every interpreter of the program waits: a deadlock.
+    Deadlock,
 }
 
 /// What completes a task's wait on a shared channel.
@@ -68,24 +173,36 @@ enum Delivered {
     Closed,
 }
 
-impl Default for Home {
-    fn default() -> Home {
-        Home {
+impl Home {
+    /// A home for an interpreter of `family`.
+    pub(crate) fn new(family: Arc<Family>) -> Arc<Home> {
+        let h = Arc::new(Home {
             inbox: Mutex::new(Some(Vec::new())),
             pending: AtomicBool::new(false),
             arrived: Condvar::new(),
-        }
+            family,
+            blocked: AtomicBool::new(false),
+        });
+        lock(&h.family.st).homes.push(Arc::downgrade(&h));
+        h
     }
-}
 
-impl Home {
+    /// The family of the interpreter it is the home of.
+    pub(crate) fn family(&self) -> &Arc<Family> {
+        &self.family
+    }
+
     /// Puts `d` in the inbox; a closed home hands it back.
     fn deliver(&self, d: Delivery) -> Result<(), Delivery> {
+        let mut family = lock(&self.family.st);
         let mut inbox = lock(&self.inbox);
         match inbox.as_mut() {
             None => Err(d),
             Some(v) => {
                 v.push(d);
+                if self.blocked.swap(false, Ordering::AcqRel) {
+                    family.running += 1;
+                }
                 self.pending.store(true, Ordering::Release);
                 self.arrived.notify_one();
                 Ok(())
@@ -104,11 +221,31 @@ impl Home {
         inbox.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// Sleeps until a delivery arrives, or `timeout` passed.
-    fn wait(&self, timeout: Option<Duration>) {
+    /// Sleeps until a delivery arrives, or `timeout` passed, or (with no timeout) every
+    /// interpreter of the family waits.
+    fn wait(&self, timeout: Option<Duration>) -> Woke {
+        let seen = self.family.deadlocks.load(Ordering::Acquire);
+        if timeout.is_none() {
+            let mut family = lock(&self.family.st);
+            let inbox = lock(&self.inbox);
+            if inbox.as_ref().is_none_or(|v| !v.is_empty()) {
+                return Woke::Arrived;
+            }
+            drop(inbox);
+            self.blocked.store(true, Ordering::Release);
+            if self.family.stop_one(&mut family) {
+                drop(family);
+                self.family.wake_all();
+            }
+        }
         let mut inbox = lock(&self.inbox);
+        let mut woke = Woke::Arrived;
         // Until something arrived, or the home closed.
         while inbox.as_ref().is_some_and(|v| v.is_empty()) {
+            if self.family.deadlocks.load(Ordering::Acquire) != seen && timeout.is_none() {
+                woke = Woke::Deadlock;
+                break;
+            }
             match timeout {
                 None => inbox = self.arrived.wait(inbox).unwrap_or_else(|p| p.into_inner()),
                 Some(t) => {
@@ -116,11 +253,20 @@ impl Home {
                         self.arrived.wait_timeout(inbox, t).unwrap_or_else(|p| p.into_inner());
                     inbox = g;
                     if r.timed_out() {
-                        return;
+                        break;
                     }
                 }
             }
         }
+        drop(inbox);
+        if timeout.is_none() {
+            // Woken by a deadlock, it runs again to report it (a delivery counted it already).
+            let mut family = lock(&self.family.st);
+            if self.blocked.swap(false, Ordering::AcqRel) {
+                family.running += 1;
+            }
+        }
+        woke
     }
 
     /// Closes the home (its interpreter is ending): values delivered but not taken go back
@@ -398,13 +544,12 @@ impl Interp {
     }
 
     /// With no task ready: sleeps until another thread completes a wait on a shared channel,
-    /// or `timeout` passed. `false` (at once) when no task waits on a shared channel.
-    pub(crate) fn wait_for_other_threads(&self, timeout: Option<Duration>) -> bool {
+    /// or `timeout` passed, or every interpreter of the program waits.
+    pub(crate) fn wait_for_other_threads(&self, timeout: Option<Duration>) -> Woke {
         if !self.any_shared_wait() {
-            return false;
+            return Woke::Nothing;
         }
-        self.sched.home.wait(timeout);
-        true
+        self.sched.home.wait(timeout)
     }
 
     fn home(&self) -> Arc<Home> {

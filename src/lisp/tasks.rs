@@ -41,7 +41,7 @@
 
 use super::eval::{Frame, Interp, Loc, State};
 use super::heap::{Obj, Value};
-use super::shared_chan::{shared_chan, Home, SharedChan};
+use super::shared_chan::{shared_chan, Home, SharedChan, Woke};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -251,7 +251,7 @@ impl Default for Sched {
             start: Instant::now(),
             slice: 0,
             eof: Value::Nil,
-            home: Arc::new(Home::default()),
+            home: Home::new(Arc::default()),
         }
     }
 }
@@ -504,7 +504,7 @@ impl Interp {
             }
             let Some(Reverse((deadline, _, _))) = self.sched.sleepers.peek().copied() else {
                 // Another thread may still complete a wait on a shared channel.
-                if self.wait_for_other_threads(None) {
+                if self.wait_for_other_threads(None) == Woke::Arrived {
                     continue;
                 }
                 return Err(self.deadlock());
@@ -515,7 +515,7 @@ impl Interp {
                     self.sched.now_ms = deadline;
                 } else {
                     let d = Duration::from_millis(deadline - now);
-                    if !self.wait_for_other_threads(Some(d)) {
+                    if self.wait_for_other_threads(Some(d)) == Woke::Nothing {
                         std::thread::sleep(d);
                     }
                 }

@@ -42,6 +42,7 @@
 use super::eval::{eqv, error_at, limit_err, Interp, LispError, Loc};
 use super::heap::{Obj, Ref, Value};
 use super::migrate::{export, import, Migrant};
+use super::shared_chan::{Family, Home};
 use super::tasks::Conc;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -250,18 +251,44 @@ fn thread_spawn(i: &mut Interp, a: &[Value]) -> Result<Value, String> {
     limits.fuel = i.fuel_for_thread(THREAD_FUEL)?;
     let (paused, to_stdout) = (i.clock_paused(), i.to_stdout);
     let id = IDS.fetch_add(1, Ordering::Relaxed);
+    let family = i.sched.home.family().clone();
+    family.thread_starts();
+    let f = family.clone();
     let handle = crate::thread::Builder::new()
         .name(format!("omnilisp-{id}"))
         .stack_size(THREAD_STACK)
-        .spawn(move || async move { run_thread(pkg, limits, paused, to_stdout) })
-        .map_err(|e| format!("cannot start a thread: {e}"))?;
+        .spawn(move || async move {
+            let ends = Ends(f, id);
+            run_thread(pkg, limits, paused, to_stdout, &ends.0)
+        })
+        .map_err(|e| {
+            family.thread_ends(id);
+            format!("cannot start a thread: {e}")
+        })?;
     let h = ThreadHandle { id, handle: Some(handle) };
     i.heap.alloc(Obj::Conc(Conc::Thread(h))).map(Value::Ref).map_err(|e| e.to_string())
 }
 
+/// Tells the family that thread `.1` ended, however it ends (a panic too), once its
+/// interpreter is gone.
+struct Ends(Arc<Family>, u64);
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        self.0.thread_ends(self.1);
+    }
+}
+
 /// A thread's body: a fresh interpreter opens the thunk, calls it, and packs its value.
-fn run_thread(pkg: Migrant, limits: super::Limits, paused: bool, to_stdout: bool) -> Outcome {
+fn run_thread(
+    pkg: Migrant,
+    limits: super::Limits,
+    paused: bool,
+    to_stdout: bool,
+    family: &Arc<Family>,
+) -> Outcome {
     let mut child = Interp::with_limits(limits);
+    child.sched.home = Home::new(family.clone());
     child.pause_clock(paused);
     child.print_to_stdout(to_stdout);
     let thunk = import(&mut child, &pkg, true);
@@ -298,12 +325,14 @@ pub(crate) fn join(i: &mut Interp, h: Value, loc: &Loc) -> Result<Value, Box<Lis
     let mut taken = None;
     let _ = i.heap.update(r, |o| {
         if let Obj::Conc(Conc::Thread(t)) = o {
-            taken = t.handle.take();
+            taken = t.handle.take().map(|h| (t.id, h));
         }
     });
-    let Some(handle) = taken else {
+    let Some((id, handle)) = taken else {
         return Err(err("the thread was joined already".into()));
     };
+    // Blocked here, this interpreter is not running (see `shared_chan::Family`).
+    i.sched.home.family().joins(id);
     match handle.join() {
         Err(payload) => {
             let why = payload
@@ -354,7 +383,12 @@ mod tests {
     /// An interpreter with the global `h` naming a thread that runs `body`.
     fn with_thread(body: fn() -> Outcome) -> Interp {
         let mut i = Interp::new();
-        let handle = crate::thread::spawn(move || async move { body() });
+        let family = i.sched.home.family().clone();
+        family.thread_starts();
+        let handle = crate::thread::spawn(move || async move {
+            let _ends = Ends(family, 0);
+            body()
+        });
         let h = ThreadHandle { id: 0, handle: Some(handle) };
         let v = Value::Ref(i.heap.alloc(Obj::Conc(Conc::Thread(h))).unwrap());
         i.eval_str("(define h #f)", "t").unwrap();
