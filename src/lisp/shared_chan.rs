@@ -183,7 +183,10 @@ impl Home {
             family,
             blocked: AtomicBool::new(false),
         });
-        lock(&h.family.st).homes.push(Arc::downgrade(&h));
+        let mut family = lock(&h.family.st);
+        family.homes.retain(|w| w.strong_count() > 0);
+        family.homes.push(Arc::downgrade(&h));
+        drop(family);
         h
     }
 
