@@ -768,23 +768,8 @@ fn install_control(i: &mut Interp) {
     i.def_control("chan-recv", (1, Some(1)), Ctl::Task(TaskOp::Recv));
     i.def_control("sleep", (1, Some(1)), Ctl::Task(TaskOp::Sleep));
     super::tasks::install(i);
-    // Atoms: one mutable cell whose updates are each one step, so no task switch splits them.
-    i.def_prim("make-atom", (1, Some(1)), |i, a| {
-        i.heap.alloc(Obj::Box(a[0])).map(Value::Ref).map_err(|e| e.to_string())
-    });
-    i.def_prim("atom-deref", (1, Some(1)), unbox);
-    i.def_prim("atom-reset!", (2, Some(2)), |i, a| {
-        set_box(i, a)?;
-        Ok(a[1])
-    });
-    i.def_prim("atom-cas!", (3, Some(3)), |i, a| {
-        let cur = unbox(i, &a[..1])?;
-        if !eqv(&i.heap, cur, a[1]) {
-            return Ok(Value::Bool(false));
-        }
-        set_box(i, &[a[0], a[2]])?;
-        Ok(Value::Bool(true))
-    });
+    // Atoms (one step per update, so no task switch splits one) and OS threads.
+    super::threads::install(i);
     i.def_prim("error-object?", (1, Some(1)), |i, a| Ok(Value::Bool(condition(i, a[0]).is_some())));
     i.def_prim("error-object-message", (1, Some(1)), |i, a| {
         condition(i, a[0])
@@ -905,7 +890,12 @@ fn table_find(i: &Interp, t: Value, k: Value) -> Result<Option<Value>, String> {
 }
 
 /// Sets (`Some`) or deletes (`None`) key `k` of table `t`.
-fn table_put(i: &mut Interp, t: Value, k: Value, v: Option<Value>) -> Result<(), String> {
+pub(crate) fn table_put(
+    i: &mut Interp,
+    t: Value,
+    k: Value,
+    v: Option<Value>,
+) -> Result<(), String> {
     let r = table_ref(i, t)?;
     let h = equal_hash(i, k);
     // Find the index first (equal? needs the heap), then change the bucket.

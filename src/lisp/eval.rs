@@ -152,7 +152,7 @@ fn err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
 }
 
 #[cold]
-fn limit_err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
+pub(crate) fn limit_err(message: impl Into<String>, at: Option<&Loc>) -> Fail {
     let mut e = err(message, at);
     e.kind = ErrorKind::Limit;
     e
@@ -247,19 +247,19 @@ fn simple(e: &Expr) -> bool {
 /// A `lambda`'s code.
 #[derive(Debug)]
 pub(crate) struct Lambda {
-    params: usize,
-    rest: bool,
+    pub(crate) params: usize,
+    pub(crate) rest: bool,
     /// Slots of its environment: parameters, rest, then the body's definitions.
-    size: usize,
-    body: Rc<Expr>,
-    loc: Loc,
+    pub(crate) size: usize,
+    pub(crate) body: Rc<Expr>,
+    pub(crate) loc: Loc,
 }
 
 /// A procedure written in Lisp (opaque): its code and the environment it closed over.
 #[derive(Debug, Clone)]
 pub struct Closure {
-    lambda: Rc<Lambda>,
-    env: Option<Ref>,
+    pub(crate) lambda: Rc<Lambda>,
+    pub(crate) env: Option<Ref>,
 }
 
 /// What a builtin does.
@@ -281,6 +281,8 @@ pub(crate) enum Ctl {
     Error,
     Exit,
     Task(super::tasks::TaskOp),
+    /// `thread-join`: its errors may be limits, which a builtin's errors are not.
+    ThreadJoin,
 }
 
 /// A builtin procedure (opaque).
@@ -495,6 +497,21 @@ impl Closure {
 }
 
 impl Env {
+    /// An environment holding `vals`, inside `parent`.
+    pub(crate) fn new(vals: &[Value], parent: Option<Ref>) -> Env {
+        Env { vals: Slots::build(vals.len(), |s| s.copy_from_slice(vals)), parent }
+    }
+
+    /// Its variables' values.
+    pub(crate) fn values(&self) -> &[Value] {
+        self.vals.get()
+    }
+
+    /// The environment it is inside.
+    pub(crate) fn parent(&self) -> Option<Ref> {
+        self.parent
+    }
+
     pub(crate) fn capacity_bytes(&self) -> usize {
         match &self.vals {
             Slots::Small(..) => 0,
@@ -587,17 +604,23 @@ pub struct Interp {
     pub(crate) heap: Heap,
     pub(crate) syms: Symbols,
     /// Global values by slot; `Value::Undefined` until defined.
-    globals: Vec<Value>,
+    pub(crate) globals: Vec<Value>,
     global_slots: HashMap<Sym, u32>,
-    global_names: Vec<Sym>,
+    pub(crate) global_names: Vec<Sym>,
+    /// The globals as the builtins and the prelude left them (see `migrate`: a thread gets
+    /// its own, and only the globals a program changed are copied to it).
+    pub(crate) prelude_globals: Vec<Value>,
+    /// Which objects here stand for shared atoms and record types of other threads (see
+    /// `migrate`).
+    pub(crate) identities: super::migrate::Identities,
     macros: HashMap<Sym, Rc<Macro>>,
     /// Values compiled code refers to (quoted data): always reachable.
-    constants: Vec<Value>,
+    pub(crate) constants: Vec<Value>,
     pub(crate) limits: Limits,
     steps: u64,
     out: String,
     /// Print straight to standard output instead of collecting it.
-    to_stdout: bool,
+    pub(crate) to_stdout: bool,
     s: Specials,
     compile_depth: usize,
     scopes: Vec<Scope>,
@@ -736,6 +759,8 @@ impl Interp {
             globals: Vec::new(),
             global_slots: HashMap::new(),
             global_names: Vec::new(),
+            prelude_globals: Vec::new(),
+            identities: Default::default(),
             macros: HashMap::new(),
             constants: Vec::new(),
             limits: Limits::default(),
@@ -755,13 +780,15 @@ impl Interp {
         interp.eval_str(super::builtins::PRELUDE, "prelude").expect("the prelude evaluates");
         interp.eval_str(super::tasks::PRELUDE, "prelude").expect("the prelude evaluates");
         interp.loading_prelude = false;
+        interp.prelude_globals = interp.globals.clone();
         interp.steps = 0;
         interp.limits = limits;
         interp.heap.set_limit(limits.heap_objects);
         interp
     }
 
-    fn global_slot(&mut self, s: Sym) -> u32 {
+    /// The slot of the global named `s`, made (undefined) on first use.
+    pub(crate) fn global_slot(&mut self, s: Sym) -> u32 {
         if let Some(&g) = self.global_slots.get(&s) {
             return g;
         }
@@ -810,6 +837,21 @@ impl Interp {
     /// The heap's counts: live objects, bytes, collections.
     pub fn heap_stats(&self) -> super::heap::HeapStats {
         self.heap.stats()
+    }
+
+    /// The fuel for a thread this interpreter starts (`Ok(None)`: no fuel limit). Under a
+    /// limit, starting it costs `cost` steps and it gets half of what is left then, taken
+    /// from this interpreter, so all the threads of a program together never run more steps
+    /// than its limit; `Err` when too little is left.
+    pub(crate) fn fuel_for_thread(&mut self, cost: u64) -> Result<Option<u64>, String> {
+        let Some(fuel) = self.limits.fuel else { return Ok(None) };
+        let left = fuel.saturating_sub(self.steps);
+        if left <= cost {
+            return Err(format!("out of fuel: starting a thread takes {cost} steps"));
+        }
+        let given = (left - cost) / 2;
+        self.limits.fuel = Some(fuel - cost - given);
+        Ok(Some(given))
     }
 
     /// Machine steps taken so far.
@@ -1870,6 +1912,20 @@ impl Interp {
         roots
     }
 
+    /// Calls `thunk` with no arguments as a top-level program (a thread's body) and runs the
+    /// machine to its value.
+    pub(crate) fn call_thunk(&mut self, thunk: Value) -> Result<Value, LispError> {
+        self.constants.push(thunk);
+        let loc = Loc { file: "thread".into(), span: Span::default() };
+        let call = Rc::new(Expr::Call(vec![Rc::new(Expr::Const(thunk))].into(), loc, true));
+        let r = self.run(call).map_err(|e| *e);
+        // The thunk stays reachable only while it runs (what it imported since stays).
+        if let Some(k) = self.constants.iter().rposition(|c| *c == thunk) {
+            self.constants.remove(k);
+        }
+        r
+    }
+
     /// Runs compiled code to its value.
     fn run(&mut self, e: Rc<Expr>) -> Result<Value, Fail> {
         self.stack.clear();
@@ -2563,6 +2619,7 @@ impl Interp {
             }
             Ctl::Raise => self.raise(args[0], loc),
             Ctl::Task(op) => self.task_op(op, args, loc),
+            Ctl::ThreadJoin => super::threads::join(self, args[0], loc).map(State::Return),
             Ctl::Error => {
                 let msg = match args[0] {
                     Value::Ref(m) if matches!(self.heap.get(m), Ok(Obj::Str(_))) => Value::Ref(m),
@@ -2594,8 +2651,9 @@ impl Interp {
 /// compiler calls, whose messages name the procedure the program called.
 #[cold]
 fn prim_error(name: &str, message: String, loc: &Loc) -> Fail {
-    if message.starts_with("heap limit reached") {
-        // The heap refused a builtin's allocation: a limit, which no guard may catch.
+    if message.starts_with("heap limit reached") || message.starts_with("out of fuel") {
+        // The heap refused a builtin's allocation, or the fuel ran out: a limit, which no
+        // guard may catch.
         return limit_err(format!("{name}: {message}"), Some(loc));
     }
     if name.starts_with('%') {

@@ -149,7 +149,8 @@ pub enum Obj {
     Record(Ref, Vec<Value>),
     /// A hash table keyed by `equal?`.
     Table(Table),
-    /// A channel, a task, or the end-of-channel object (see `tasks`).
+    /// A channel, a task, the end-of-channel object (see `tasks`), an atom or an OS thread
+    /// (see `threads`).
     Conc(super::tasks::Conc),
 }
 

@@ -14,7 +14,11 @@
 //!   `reset`/`shift`, `call/cc`, `dynamic-wind`, `guard`/`raise` with error objects, limits on
 //!   steps, frames and heap objects that give Lisp errors, and errors with locations and a
 //!   backtrace;
-//! - the builtins and a prelude written in OmniLisp (`builtins`).
+//! - the builtins and a prelude written in OmniLisp (`builtins`);
+//! - green tasks, channels and `select` (`tasks`), and OS threads (`threads`): each runs an
+//!   interpreter of its own, and the values that cross between them are transmigrated
+//!   (`migrate`), deep-copied with their sharing and cycles, while atoms and channels
+//!   (`shared_chan`) are shared.
 //!
 //! The `omnilisp` command (`src/bin/omnilisp.rs`) runs a file, evaluates `-e EXPR`, or
 //! starts a REPL. Still to come: speed (the evaluator allocates an environment per call and a
@@ -38,9 +42,12 @@ mod datum;
 mod eval;
 mod generator;
 pub mod heap;
+mod migrate;
 mod reader;
+mod shared_chan;
 mod syntax;
 mod tasks;
+mod threads;
 
 pub use datum::{Datum, DatumKind, Span};
 pub use eval::{Closure, Cont, Env, Frame, Interp, Limits, LispError, Loc, Prim};

@@ -32,7 +32,8 @@
 //! - Every value a task or a channel holds is a collector root (see `Interp::roots`).
 //!
 //! Still to come (issue 9): tasks as omni tasks on omni's runtime, channels over
-//! `omni::chan`, OS threads.
+//! `omni::chan`. A channel that moves to another OS thread becomes shared (`shared_chan`);
+//! `select` does not take one yet.
 //!
 //! `(task-cancel t)` raises a `task N cancelled` error in `t` where it waits (or where it
 //! next runs), so its `guard`s and `dynamic-wind` `after` thunks run; if nothing catches it,
@@ -40,8 +41,10 @@
 
 use super::eval::{Frame, Interp, Loc, State};
 use super::heap::{Obj, Value};
+use super::shared_chan::{shared_chan, Home, SharedChan, Woke};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The main task's id: the top-level program.
@@ -68,18 +71,27 @@ pub enum Conc {
     /// The `yield` procedure of a generator's producer.
     #[doc(hidden)]
     Yield(super::heap::Ref),
+    /// An atom (see `threads`).
+    #[doc(hidden)]
+    Atom(super::threads::AtomCell),
+    /// An OS thread started by `thread-spawn`.
+    #[doc(hidden)]
+    Thread(super::threads::ThreadHandle),
+    /// A channel shared between OS threads (see `shared_chan`).
+    #[doc(hidden)]
+    SharedChan(super::shared_chan::SharedChanCell),
 }
 
 /// A channel (opaque).
 #[derive(Debug, Default)]
 pub struct Chan {
-    cap: usize,
-    buf: VecDeque<Value>,
+    pub(crate) cap: usize,
+    pub(crate) buf: VecDeque<Value>,
     /// Blocked senders and the value each sends, in order.
-    senders: VecDeque<(u64, Value)>,
+    pub(crate) senders: VecDeque<(u64, Value)>,
     /// Blocked receivers, in order.
-    receivers: VecDeque<u64>,
-    closed: bool,
+    pub(crate) receivers: VecDeque<u64>,
+    pub(crate) closed: bool,
 }
 
 impl Conc {
@@ -91,7 +103,8 @@ impl Conc {
             }
             Conc::Gen(g) => g.trace(f),
             Conc::Yield(g) => f(Value::Ref(*g)),
-            Conc::Task(_) | Conc::Eof => {}
+            Conc::Atom(a) => a.trace(f),
+            Conc::Task(_) | Conc::Eof | Conc::Thread(_) | Conc::SharedChan(_) => {}
         }
     }
 
@@ -120,6 +133,9 @@ impl Conc {
             Conc::Eof => "#<eof>".to_string(),
             Conc::Gen(_) => "#<generator>".to_string(),
             Conc::Yield(_) => "#<procedure yield>".to_string(),
+            Conc::Atom(a) => a.describe().to_string(),
+            Conc::Thread(t) => t.describe(),
+            Conc::SharedChan(c) => c.describe(),
         }
     }
 }
@@ -133,6 +149,10 @@ pub(crate) enum Wait {
     /// The sleeper entry's sequence number tells a live entry from a stale one.
     Sleep(Loc, u64),
     AllTasks(Loc),
+    /// A receive on a channel shared with other threads.
+    SharedRecv(Loc, Arc<SharedChan>),
+    /// A send on a channel shared with other threads.
+    SharedSend(Loc, Arc<SharedChan>),
     /// A `select` waits on every clause at once: the channels it is queued on (with each
     /// clause's index and whether it sends), and the sleeper entry of its timeout clause.
     Select {
@@ -150,6 +170,8 @@ impl Wait {
             | Wait::Join(_, l)
             | Wait::Sleep(l, _)
             | Wait::AllTasks(l)
+            | Wait::SharedRecv(l, _)
+            | Wait::SharedSend(l, _)
             | Wait::Select { loc: l, .. } => l,
         }
     }
@@ -211,6 +233,15 @@ pub(crate) struct Sched {
     pub(crate) slice: u64,
     /// The end-of-channel object.
     pub(crate) eof: Value,
+    /// Where other threads deliver what completes a wait on a shared channel.
+    pub(crate) home: Arc<Home>,
+}
+
+impl Drop for Sched {
+    fn drop(&mut self) {
+        // Nothing can be delivered here any more; what was, goes back to its channels.
+        self.home.close();
+    }
 }
 
 impl Default for Sched {
@@ -230,6 +261,7 @@ impl Default for Sched {
             start: Instant::now(),
             slice: 0,
             eof: Value::Nil,
+            home: Home::new(Arc::default()),
         }
     }
 }
@@ -312,6 +344,11 @@ impl Interp {
         self.sched.now_ms = now;
     }
 
+    /// Whether `sleep` uses the paused clock.
+    pub(crate) fn clock_paused(&self) -> bool {
+        self.sched.paused
+    }
+
     /// Gets the scheduler ready for a top-level form: the main task runs.
     pub(crate) fn sched_enter(&mut self) {
         self.sched.current = MAIN;
@@ -342,6 +379,37 @@ impl Interp {
 
     /// Makes parked task `id` ready, to go on with `r`. A task that is not parked (woken
     /// already by another clause of its select) is left alone: a task is woken once.
+    pub(crate) fn wake_task(&mut self, id: u64, r: Resume) {
+        self.wake(id, r);
+    }
+
+    /// What task `id` waits for, if it waits.
+    pub(crate) fn task_wait(&self, id: u64) -> Option<&Wait> {
+        self.sched.tasks.get(&id)?.wait.as_ref()
+    }
+
+    /// Replaces what task `id` waits for with what `f` makes of it, if anything.
+    pub(crate) fn set_task_wait(&mut self, id: u64, f: impl FnOnce(&Wait) -> Option<Wait>) {
+        if let Some(t) = self.sched.tasks.get_mut(&id) {
+            if let Some(w) = t.wait.as_ref().and_then(f) {
+                t.wait = Some(w);
+            }
+        }
+    }
+
+    /// Whether some task waits on a channel shared with other threads.
+    pub(crate) fn any_shared_wait(&self) -> bool {
+        self.sched
+            .tasks
+            .values()
+            .any(|t| matches!(t.wait, Some(Wait::SharedRecv(..) | Wait::SharedSend(..))))
+    }
+
+    /// The current task waits for `wait`.
+    pub(crate) fn park_on(&mut self, wait: Wait) -> State {
+        self.park(wait)
+    }
+
     fn wake(&mut self, id: u64, r: Resume) {
         if let Some(t) = self.sched.tasks.get_mut(&id) {
             if t.wait.is_none() {
@@ -374,6 +442,7 @@ impl Interp {
     /// deadline has passed (on the real clock, time moves while a task runs).
     pub(crate) fn others_ready(&self) -> bool {
         !self.sched.run_queue.is_empty()
+            || self.sched.home.pending()
             || self.sched.sleepers.peek().is_some_and(|Reverse((d, _, _))| *d <= self.sched.now())
     }
 
@@ -421,6 +490,7 @@ impl Interp {
         }
         loop {
             self.wake_due()?;
+            self.take_deliveries()?;
             if let Some(id) = self.sched.run_queue.pop_front() {
                 let Some(t) = self.sched.tasks.get_mut(&id) else { continue };
                 let Some(resume) = t.resume.take() else { continue };
@@ -454,6 +524,10 @@ impl Interp {
                 self.sched.sleepers.pop();
             }
             let Some(Reverse((deadline, _, _))) = self.sched.sleepers.peek().copied() else {
+                // Another thread may still complete a wait on a shared channel.
+                if self.wait_for_other_threads(None) == Woke::Arrived {
+                    continue;
+                }
                 return Err(self.deadlock());
             };
             let now = self.sched.now();
@@ -461,7 +535,10 @@ impl Interp {
                 if self.sched.paused {
                     self.sched.now_ms = deadline;
                 } else {
-                    std::thread::sleep(Duration::from_millis(deadline - now));
+                    let d = Duration::from_millis(deadline - now);
+                    if self.wait_for_other_threads(Some(d)) == Woke::Nothing {
+                        std::thread::sleep(d);
+                    }
                 }
             }
         }
@@ -482,6 +559,12 @@ impl Interp {
                 Some(Wait::Sleep(l, _)) => format!("sleeps at {l}"),
                 Some(Wait::Select { loc, .. }) => format!("waits at {loc} in a select"),
                 Some(Wait::AllTasks(l)) => format!("waits at {l} for every task to finish"),
+                Some(Wait::SharedRecv(l, _)) => {
+                    format!("waits at {l} to receive from a channel shared with other threads")
+                }
+                Some(Wait::SharedSend(l, _)) => {
+                    format!("waits at {l} to send on a channel shared with other threads")
+                }
                 None => continue,
             };
             lines.push(format!("  {who} {what}"));
@@ -594,6 +677,9 @@ impl Interp {
             }
             TaskOp::Send => {
                 let (ch, v) = (args[0], args[1]);
+                if let Some(c) = shared_chan(self, ch) {
+                    return self.shared_send(c, v, loc);
+                }
                 let Some(c) = chan_mut(self, ch) else {
                     return Err(self.not_chan("chan-send", ch, loc));
                 };
@@ -616,6 +702,9 @@ impl Interp {
             }
             TaskOp::Recv => {
                 let ch = args[0];
+                if let Some(c) = shared_chan(self, ch) {
+                    return Ok(self.shared_recv(c, true, loc)?.expect("a receive that waits"));
+                }
                 if chan_mut(self, ch).is_none() {
                     return Err(self.not_chan("chan-recv", ch, loc));
                 }
@@ -666,6 +755,10 @@ impl Interp {
     /// Closes channel `ch`: blocked receivers get the end-of-channel object, blocked senders
     /// an error.
     pub(crate) fn chan_close(&mut self, ch: Value, loc: &Loc) -> Result<(), String> {
+        if let Some(c) = shared_chan(self, ch) {
+            Interp::shared_close(&c);
+            return Ok(());
+        }
         let eof = self.sched.eof;
         let Some(c) = chan_mut(self, ch) else {
             return Err(format!("expects a channel, got {}", self.write_string(ch)));
@@ -729,6 +822,16 @@ impl Interp {
                         }
                     }
                     Wait::Select { .. } => self.leave_select(id),
+                    Wait::SharedRecv(_, chan) | Wait::SharedSend(_, chan) => {
+                        if !self.shared_leave(&chan, id) {
+                            // Completed by another thread already: it raises once it has
+                            // what was delivered, at its next checkpoint.
+                            if let Some(t) = self.sched.tasks.get_mut(&id) {
+                                t.cancel_pending = true;
+                            }
+                            return Ok(State::Return(Value::Bool(true)));
+                        }
+                    }
                     Wait::Sleep(..) | Wait::AllTasks(_) => {}
                 }
                 self.wake(id, Resume::Raise(msg, loc.clone()));
@@ -874,6 +977,15 @@ impl Interp {
             let pair = i.heap.cons(Value::Int(k as i64), v).map_err(|e| i.heap_full(e))?;
             Ok(State::Return(pair))
         };
+        for c in &clauses {
+            if let [_, ch, ..] = c[..] {
+                if shared_chan(self, ch).is_some() {
+                    return Err(bad(
+                        "a channel shared with another thread cannot be in a select yet".into(),
+                    ));
+                }
+            }
+        }
         // Ready now?
         for (k, c) in clauses.iter().enumerate() {
             match c[..] {
@@ -995,14 +1107,28 @@ pub(crate) fn install(i: &mut Interp) {
         let c = Chan { cap, ..Chan::default() };
         i.heap.alloc(Obj::Conc(Conc::Chan(c))).map(Value::Ref).map_err(|e| e.to_string())
     });
-    i.def_prim("chan?", (1, Some(1)), |i, a| Ok(Value::Bool(chan_mut(i, a[0]).is_some())));
-    i.def_prim("chan-closed?", (1, Some(1)), |i, a| match chan_mut(i, a[0]) {
-        Some(c) => Ok(Value::Bool(c.closed)),
-        None => Err("expects a channel".into()),
+    i.def_prim("chan?", (1, Some(1)), |i, a| {
+        Ok(Value::Bool(chan_mut(i, a[0]).is_some() || shared_chan(i, a[0]).is_some()))
+    });
+    i.def_prim("chan-closed?", (1, Some(1)), |i, a| {
+        if let Some(c) = shared_chan(i, a[0]) {
+            return Ok(Value::Bool(Interp::shared_closed(&c)));
+        }
+        match chan_mut(i, a[0]) {
+            Some(c) => Ok(Value::Bool(c.closed)),
+            None => Err("expects a channel".into()),
+        }
     });
     i.def_control("chan-close", (1, Some(1)), super::eval::Ctl::Task(TaskOp::Close));
     i.def_prim("chan-try-recv", (1, Some(2)), |i, a| {
         let default = a.get(1).copied().unwrap_or(Value::Bool(false));
+        if let Some(c) = shared_chan(i, a[0]) {
+            let nowhere = Loc { file: "chan-try-recv".into(), span: Default::default() };
+            return Ok(match i.shared_recv(c, false, &nowhere).map_err(|e| e.message)? {
+                Some(State::Return(v)) => v,
+                _ => default,
+            });
+        }
         if chan_mut(i, a[0]).is_none() {
             return Err(format!("expects a channel, got {}", i.write_string(a[0])));
         }
