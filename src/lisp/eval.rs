@@ -1940,7 +1940,9 @@ impl Interp {
     fn run_loop(&mut self, e: Rc<Expr>) -> Result<Value, Fail> {
         let mut state = State::Eval(e, None);
         loop {
-            self.steps += 1;
+            // A switch between tasks is not a step of the program: a join that parks and one
+            // that finds its thread ended cost the same.
+            self.steps += u64::from(!matches!(state, State::Switch));
             if let Some(fuel) = self.limits.fuel {
                 if self.steps > fuel {
                     return Err(limit_err(format!("out of fuel after {fuel} steps"), None));
@@ -2619,7 +2621,7 @@ impl Interp {
             }
             Ctl::Raise => self.raise(args[0], loc),
             Ctl::Task(op) => self.task_op(op, args, loc),
-            Ctl::ThreadJoin => super::threads::join(self, args[0], loc).map(State::Return),
+            Ctl::ThreadJoin => super::threads::join_op(self, args[0], loc),
             Ctl::Error => {
                 let msg = match args[0] {
                     Value::Ref(m) if matches!(self.heap.get(m), Ok(Obj::Str(_))) => Value::Ref(m),

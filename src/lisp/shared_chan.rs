@@ -34,8 +34,8 @@ use super::eval::{error_at, Interp, LispError, Loc, State};
 use super::heap::{Obj, Value};
 use super::migrate::{export, import, Migrant};
 use super::tasks::{Conc, Resume, Wait};
-use std::collections::HashSet;
 use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -65,6 +65,9 @@ struct FamilyState {
     /// Threads (by `thread-spawn` id) that ended, and those a joiner is blocked on.
     ended: HashSet<u64>,
     joined: HashSet<u64>,
+    /// Tasks parked in `thread-join` of a thread (by id) that has not ended: its end is
+    /// delivered to each one's home.
+    watchers: HashMap<u64, Vec<(Weak<Home>, u64)>>,
 }
 
 impl Default for Family {
@@ -74,6 +77,7 @@ impl Default for Family {
             homes: Vec::new(),
             ended: HashSet::new(),
             joined: HashSet::new(),
+            watchers: HashMap::new(),
         };
         Family { st: Mutex::new(st), deadlocks: AtomicU64::new(0) }
     }
@@ -103,9 +107,18 @@ impl Family {
         lock(&self.st).running += 1;
     }
 
-    /// Thread `id` ended (or never started): its joiner, if one is blocked, runs again.
+    /// Thread `id` ended (or never started): its joiner, if one is blocked, runs again, and
+    /// the tasks parked joining it are told, before the thread stops counting as running (so
+    /// an idle joiner is running again first, and no deadlock is seen in between).
     pub(crate) fn thread_ends(&self, id: u64) {
         let mut st = lock(&self.st);
+        for (home, task) in st.watchers.remove(&id).unwrap_or_default() {
+            if let Some(home) = home.upgrade() {
+                // A closed home refuses it: its interpreter ended, nobody waits there.
+                let _ =
+                    home.deliver_locked(&mut st, Delivery { task, what: Delivered::ThreadEnded });
+            }
+        }
         if st.joined.remove(&id) {
             return;
         }
@@ -114,6 +127,17 @@ impl Family {
             drop(st);
             self.wake_all();
         }
+    }
+
+    /// Task `task` of the interpreter at `home` parks joining thread `id`; `false` when the
+    /// thread ended already (join it now: that does not block).
+    pub(crate) fn watch(&self, id: u64, home: &Arc<Home>, task: u64) -> bool {
+        let mut st = lock(&self.st);
+        if st.ended.contains(&id) {
+            return false;
+        }
+        st.watchers.entry(id).or_default().push((Arc::downgrade(home), task));
+        true
     }
 
     /// The caller is about to block joining thread `id`.
@@ -171,6 +195,8 @@ enum Delivered {
     Eof,
     /// The channel was closed while the task waited to send.
     Closed,
+    /// The thread the task joins ended.
+    ThreadEnded,
 }
 
 impl Home {
@@ -198,6 +224,11 @@ impl Home {
     /// Puts `d` in the inbox; a closed home hands it back.
     fn deliver(&self, d: Delivery) -> Result<(), Delivery> {
         let mut family = lock(&self.family.st);
+        self.deliver_locked(&mut family, d)
+    }
+
+    /// [`Home::deliver`] with the family's lock held already.
+    fn deliver_locked(&self, family: &mut FamilyState, d: Delivery) -> Result<(), Delivery> {
         let mut inbox = lock(&self.inbox);
         match inbox.as_mut() {
             None => Err(d),
@@ -519,6 +550,18 @@ impl Interp {
             return Ok(());
         }
         for d in self.sched.home.take() {
+            if let Delivered::ThreadEnded = d.what {
+                if let Some(Wait::Thread(loc, h)) = self.task_wait(d.task) {
+                    let (loc, h) = (loc.clone(), *h);
+                    // The thread ended, so this join does not block.
+                    let resume = match super::threads::join(self, h, &loc) {
+                        Ok(v) => Resume::Value(v),
+                        Err(e) => Resume::Fail(e),
+                    };
+                    self.wake_task(d.task, resume);
+                }
+                continue;
+            }
             let loc = match self.task_wait(d.task) {
                 Some(Wait::SharedRecv(l, _)) | Some(Wait::SharedSend(l, _)) => Some(l.clone()),
                 _ => None,
@@ -540,6 +583,7 @@ impl Interp {
                     "chan-send: the channel was closed while this send waited".into(),
                     loc,
                 ),
+                Delivered::ThreadEnded => unreachable!("handled above"),
             };
             self.wake_task(d.task, resume);
         }

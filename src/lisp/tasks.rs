@@ -153,6 +153,8 @@ pub(crate) enum Wait {
     SharedRecv(Loc, Arc<SharedChan>),
     /// A send on a channel shared with other threads.
     SharedSend(Loc, Arc<SharedChan>),
+    /// A `thread-join` of this OS thread (the handle) that has not ended.
+    Thread(Loc, Value),
     /// A `select` waits on every clause at once: the channels it is queued on (with each
     /// clause's index and whether it sends), and the sleeper entry of its timeout clause.
     Select {
@@ -172,6 +174,7 @@ impl Wait {
             | Wait::AllTasks(l)
             | Wait::SharedRecv(l, _)
             | Wait::SharedSend(l, _)
+            | Wait::Thread(l, _)
             | Wait::Select { loc: l, .. } => l,
         }
     }
@@ -185,6 +188,8 @@ pub(crate) enum Resume {
     Raise(String, Loc),
     /// Call this thunk (a fresh task).
     Apply(Value, Loc),
+    /// Fail with this error (a `thread-join` whose thread failed; a limit stays a limit).
+    Fail(Fail),
 }
 
 pub(crate) struct Task {
@@ -303,7 +308,11 @@ impl Sched {
             match &t.resume {
                 Some(Resume::State(s)) => s.trace(&mut *f),
                 Some(Resume::Value(v)) | Some(Resume::Apply(v, _)) => f(*v),
-                Some(Resume::Raise(..)) | None => {}
+                Some(Resume::Raise(..)) | Some(Resume::Fail(_)) | None => {}
+            }
+            // A joined thread's handle is needed when the thread ends.
+            if let Some(Wait::Thread(_, h)) = &t.wait {
+                f(*h);
             }
         }
     }
@@ -399,10 +408,14 @@ impl Interp {
 
     /// Whether some task waits on a channel shared with other threads.
     pub(crate) fn any_shared_wait(&self) -> bool {
-        self.sched
-            .tasks
-            .values()
-            .any(|t| matches!(t.wait, Some(Wait::SharedRecv(..) | Wait::SharedSend(..))))
+        self.sched.tasks.values().any(|t| {
+            matches!(t.wait, Some(Wait::SharedRecv(..) | Wait::SharedSend(..) | Wait::Thread(..)))
+        })
+    }
+
+    /// Whether a task here is parked joining an OS thread.
+    fn joins_a_thread(&self) -> bool {
+        self.sched.tasks.values().any(|t| matches!(t.wait, Some(Wait::Thread(..))))
     }
 
     /// The current task waits for `wait`.
@@ -509,6 +522,7 @@ impl Interp {
                         self.raise(Value::Ref(c), &loc)
                     }
                     Resume::Apply(thunk, loc) => self.apply(thunk, &[], &loc),
+                    Resume::Fail(e) => Err(e),
                 };
             }
             // Entries of sleeps that ended otherwise (a select won by a channel) do not count.
@@ -525,10 +539,15 @@ impl Interp {
             }
             let Some(Reverse((deadline, _, _))) = self.sched.sleepers.peek().copied() else {
                 // Another thread may still complete a wait on a shared channel.
-                if self.wait_for_other_threads(None) == Woke::Arrived {
-                    continue;
+                match self.wait_for_other_threads(None) {
+                    Woke::Arrived => continue,
+                    // Every thread of the program waits, but one that a task here joins
+                    // reports that itself and ends, and its end wakes the joiner: the report
+                    // comes from the threads that wait on something else (a join cannot wait
+                    // for its own joiner, so some do).
+                    Woke::Deadlock if self.joins_a_thread() => continue,
+                    _ => return Err(self.deadlock()),
                 }
-                return Err(self.deadlock());
             };
             let now = self.sched.now();
             if deadline > now {
@@ -564,6 +583,9 @@ impl Interp {
                 }
                 Some(Wait::SharedSend(l, _)) => {
                     format!("waits at {l} to send on a channel shared with other threads")
+                }
+                Some(Wait::Thread(l, h)) => {
+                    format!("waits at {l} for {} to finish", self.write_string(*h))
                 }
                 None => continue,
             };
@@ -832,7 +854,9 @@ impl Interp {
                             return Ok(State::Return(Value::Bool(true)));
                         }
                     }
-                    Wait::Sleep(..) | Wait::AllTasks(_) => {}
+                    // The thread's end is still delivered; a task that no longer waits
+                    // for it ignores it, and the thread can be joined again.
+                    Wait::Sleep(..) | Wait::AllTasks(_) | Wait::Thread(..) => {}
                 }
                 self.wake(id, Resume::Raise(msg, loc.clone()));
             }

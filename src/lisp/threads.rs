@@ -5,8 +5,10 @@
 //! green-task scheduler and prelude. The thunk, with everything it reaches (its environment,
 //! the globals its code names), is transmigrated into the new interpreter (see `migrate`),
 //! and called there as a top-level program: the tasks it spawns run on that thread's
-//! scheduler. `(thread-join h)` waits for the thread (blocking the joining interpreter, its
-//! green tasks included) and transmigrates the thunk's value back. An error in the thread,
+//! scheduler. `(thread-join h)` waits for the thread and transmigrates the thunk's value
+//! back; only the joining task waits: it parks like a task receiving from a channel, the
+//! interpreter's other green tasks run meanwhile (one the thread waits for, too), and the
+//! thread's end wakes it (see [`join_op`]). An error in the thread,
 //! an uncaught `raise`, its `exit`, or a panic of the Rust code under it come back as an
 //! error of `thread-join` that says the thread failed and why, which `guard` can catch.
 //! Joining twice is an error.
@@ -39,11 +41,11 @@
 //!   object here, which nobody can hold yet). `atom-swap!` is a `cas` loop over these, so an
 //!   update is never lost, whichever tasks on whichever threads make it.
 
-use super::eval::{eqv, error_at, limit_err, Interp, LispError, Loc};
+use super::eval::{eqv, error_at, limit_err, Interp, LispError, Loc, State};
 use super::heap::{Obj, Ref, Value};
 use super::migrate::{export, import, Migrant};
 use super::shared_chan::{Family, Home};
-use super::tasks::Conc;
+use super::tasks::{Conc, Wait};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -316,6 +318,31 @@ fn failure(e: &LispError) -> (String, bool) {
 
 /// `(thread-join h)`: waits for thread `h` and gives its value. A limit the thread reached
 /// is a limit here too, which no `guard` catches.
+/// `(thread-join h)`. A thread that is still running parks the calling task (`Wait::Thread`),
+/// so the interpreter's other green tasks run meanwhile, a task that the thread waits for
+/// included; the thread's end is delivered to this interpreter's home (see
+/// `shared_chan::Family::watch`), and the task wakes with [`join`]'s result, which no longer
+/// blocks. A thread that has ended is joined at once.
+pub(crate) fn join_op(i: &mut Interp, h: Value, loc: &Loc) -> Result<State, Box<LispError>> {
+    let running = match h {
+        Value::Ref(r) => match i.heap.get(r) {
+            Ok(Obj::Conc(Conc::Thread(t))) => {
+                t.handle.as_ref().map(|handle| (t.id, handle.is_finished()))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some((id, false)) = running {
+        let home = i.sched.home.clone();
+        if home.family().watch(id, &home, i.sched.current) {
+            return Ok(i.park_on(Wait::Thread(loc.clone(), h)));
+        }
+    }
+    join(i, h, loc).map(State::Return)
+}
+
+/// Joins thread `h`, blocking until it ends, and brings its value (or its failure) back.
 pub(crate) fn join(i: &mut Interp, h: Value, loc: &Loc) -> Result<Value, Box<LispError>> {
     let err = |m: String| error_at(format!("thread-join: {m}"), Some(loc));
     let r = match h {
