@@ -27,8 +27,15 @@
 //! its wait: a top-level error, a cancellation that lost the race) are put back at the front
 //! of the channel's buffer, where the next receiver gets them.
 //!
-//! `select` does not take shared channels yet: committing exactly one clause across threads
-//! needs a claim that every channel respects, which is still to come.
+//! # `select`
+//!
+//! A `select` with a clause on a shared channel waits with a *claim*, a flag shared by all of
+//! its clauses. Whatever completes one of its clauses, a thread operating on a shared channel
+//! or this interpreter operating on a local channel or firing its timeout, first sets the
+//! flag, and only the one that set it goes on: the others skip that waiter as if it were not
+//! there, so exactly one clause happens and no value is taken by a clause that does not fire.
+//! A select checks each shared channel again under the channel's lock when it queues there,
+//! so a value that arrived after its first look is not missed.
 
 use super::eval::{error_at, Interp, LispError, Loc, State};
 use super::heap::{Obj, Value};
@@ -197,6 +204,12 @@ enum Delivered {
     Closed,
     /// The thread the task joins ended.
     ThreadEnded,
+    /// Clause `.2` of a `select` received a value (given back to the channel if unused).
+    SelectValue(Box<Migrant>, Arc<SharedChan>, usize),
+    /// Clause `.0` of a `select` sent its value.
+    SelectSent(usize),
+    /// The channel of receive clause `.0` of a `select` was closed.
+    SelectEof(usize),
 }
 
 impl Home {
@@ -308,7 +321,7 @@ impl Home {
     pub(crate) fn close(&self) {
         let left = lock(&self.inbox).take().unwrap_or_default();
         for d in left {
-            if let Delivered::Value(pkg, chan) = d.what {
+            if let Delivered::Value(pkg, chan) | Delivered::SelectValue(pkg, chan, _) = d.what {
                 give_back(&chan, *pkg);
             }
         }
@@ -325,6 +338,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Waiter {
     home: Arc<Home>,
     task: u64,
+    /// For a `select`: its claim and the index of this clause.
+    select: Option<(Arc<AtomicBool>, usize)>,
+}
+
+impl Waiter {
+    /// Claims the waiter: always for a plain wait, and for a `select` only if no other of its
+    /// clauses happened first.
+    fn claim(&self) -> bool {
+        self.select.as_ref().is_none_or(|(c, _)| {
+            c.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        })
+    }
+
+    /// What completes this waiter's receive with `pkg` from `chan`.
+    fn received(&self, pkg: Migrant, chan: &Arc<SharedChan>) -> Delivered {
+        match self.select {
+            Some((_, k)) => Delivered::SelectValue(Box::new(pkg), chan.clone(), k),
+            None => Delivered::Value(Box::new(pkg), chan.clone()),
+        }
+    }
+
+    /// What completes this waiter's send.
+    fn sent(&self) -> Delivered {
+        self.select.as_ref().map_or(Delivered::Sent, |(_, k)| Delivered::SelectSent(*k))
+    }
 }
 
 /// The state of a channel that several threads hold.
@@ -378,10 +416,16 @@ impl SharedChanCell {
 /// Hands `pkg` to the first receiver whose home takes it; gives it back when none does.
 fn to_receiver(st: &mut ChanState, chan: &Arc<SharedChan>, mut pkg: Migrant) -> Option<Migrant> {
     while let Some(w) = st.receivers.pop_front() {
-        let d = Delivery { task: w.task, what: Delivered::Value(Box::new(pkg), chan.clone()) };
+        if !w.claim() {
+            continue; // a select another of whose clauses happened
+        }
+        let d = Delivery { task: w.task, what: w.received(pkg, chan) };
         match w.home.deliver(d) {
             Ok(()) => return None,
-            Err(Delivery { what: Delivered::Value(p, _), .. }) => pkg = *p,
+            Err(Delivery {
+                what: Delivered::Value(p, _) | Delivered::SelectValue(p, _, _),
+                ..
+            }) => pkg = *p,
             Err(_) => unreachable!("handed back as given"),
         }
     }
@@ -392,15 +436,41 @@ fn to_receiver(st: &mut ChanState, chan: &Arc<SharedChan>, mut pkg: Migrant) -> 
 /// freed place) or from a blocked sender, whose send then happened.
 fn take_now(st: &mut ChanState) -> Option<Migrant> {
     if let Some(v) = st.buf.pop_front() {
-        if let Some((w, pkg)) = st.senders.pop_front() {
+        // The freed place goes to the first blocked sender that can still send.
+        if let Some((w, pkg)) = pop_sender(st) {
             st.buf.push_back(pkg);
-            let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Sent });
+            let _ = w.home.deliver(Delivery { task: w.task, what: w.sent() });
         }
         return Some(v);
     }
-    let (w, pkg) = st.senders.pop_front()?;
-    let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Sent });
+    let (w, pkg) = pop_sender(st)?;
+    let _ = w.home.deliver(Delivery { task: w.task, what: w.sent() });
     Some(pkg)
+}
+
+/// The first blocked sender that can still send (claimed, if it is a `select`'s clause).
+fn pop_sender(st: &mut ChanState) -> Option<(Waiter, Migrant)> {
+    while let Some((w, pkg)) = st.senders.pop_front() {
+        if w.claim() {
+            return Some((w, pkg));
+        }
+    }
+    None
+}
+
+/// What queuing a `select` clause on a shared channel came to.
+pub(crate) enum SelectReg {
+    /// Queued: the clause waits there.
+    Queued,
+    /// The clause happened now (the select's claim is set), with this value.
+    Fired(Value),
+    /// Another clause of the select happened first (its delivery is on the way).
+    Lost,
+}
+
+/// Sets a select's claim: `true` if no clause of it happened before.
+fn claim_own(claim: &AtomicBool) -> bool {
+    claim.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
 }
 
 /// The shared channel `v` is, if it is one.
@@ -443,10 +513,13 @@ impl Interp {
             st.buf.push_back(export(self, &[v])?);
         }
         for (t, v) in senders {
-            st.senders.push_back((Waiter { home: self.home(), task: t }, export(self, &[v])?));
+            st.senders.push_back((
+                Waiter { home: self.home(), task: t, select: None },
+                export(self, &[v])?,
+            ));
         }
         for t in receivers {
-            st.receivers.push_back(Waiter { home: self.home(), task: t });
+            st.receivers.push_back(Waiter { home: self.home(), task: t, select: None });
         }
         let shared = Arc::new(SharedChan { st: Mutex::new(st) });
         let ch = Value::Ref(r);
@@ -482,7 +555,7 @@ impl Interp {
             return Ok(State::Return(Value::Unspecified));
         }
         let task = self.sched.current;
-        st.senders.push_back((Waiter { home: self.home(), task }, pkg));
+        st.senders.push_back((Waiter { home: self.home(), task, select: None }, pkg));
         drop(st);
         Ok(self.park_on(Wait::SharedSend(loc.clone(), chan)))
     }
@@ -508,7 +581,7 @@ impl Interp {
             return Ok(None);
         }
         let task = self.sched.current;
-        st.receivers.push_back(Waiter { home: self.home(), task });
+        st.receivers.push_back(Waiter { home: self.home(), task, select: None });
         drop(st);
         Ok(Some(self.park_on(Wait::SharedRecv(loc.clone(), chan))))
     }
@@ -519,10 +592,16 @@ impl Interp {
         let mut st = lock(&chan.st);
         st.closed = true;
         for w in std::mem::take(&mut st.receivers) {
-            let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Eof });
+            if w.claim() {
+                let what =
+                    w.select.as_ref().map_or(Delivered::Eof, |(_, k)| Delivered::SelectEof(*k));
+                let _ = w.home.deliver(Delivery { task: w.task, what });
+            }
         }
         for (w, _) in std::mem::take(&mut st.senders) {
-            let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Closed });
+            if w.claim() {
+                let _ = w.home.deliver(Delivery { task: w.task, what: Delivered::Closed });
+            }
         }
     }
 
@@ -562,6 +641,10 @@ impl Interp {
                 }
                 continue;
             }
+            let d = match self.select_delivery(d)? {
+                Some(d) => d,
+                None => continue,
+            };
             let loc = match self.task_wait(d.task) {
                 Some(Wait::SharedRecv(l, _)) | Some(Wait::SharedSend(l, _)) => Some(l.clone()),
                 _ => None,
@@ -583,11 +666,152 @@ impl Interp {
                     "chan-send: the channel was closed while this send waited".into(),
                     loc,
                 ),
-                Delivered::ThreadEnded => unreachable!("handled above"),
+                Delivered::ThreadEnded
+                | Delivered::SelectValue(..)
+                | Delivered::SelectSent(_)
+                | Delivered::SelectEof(_) => unreachable!("handled above"),
             };
             self.wake_task(d.task, resume);
         }
         Ok(())
+    }
+
+    /// Completes a `select` with delivery `d` if `d` is for one (handing `None` back), or
+    /// hands `d` back. A select's value whose task no longer waits (it was cancelled) goes
+    /// back to its channel.
+    fn select_delivery(&mut self, d: Delivery) -> Result<Option<Delivery>, Fail> {
+        let (task, selecting) = match self.task_wait(d.task) {
+            Some(Wait::Select { loc, .. }) => (d.task, Some(loc.clone())),
+            _ => (d.task, None),
+        };
+        match (d.what, selecting) {
+            (Delivered::SelectValue(pkg, _, k), Some(_)) => {
+                let v = import(self, &pkg, false).map_err(|m| self.heap_full_msg(m))?[0];
+                self.select_fired(task, k, v)?;
+            }
+            (Delivered::SelectValue(pkg, chan, _), None) => give_back(&chan, *pkg),
+            (Delivered::SelectSent(k), Some(_)) => {
+                self.select_fired(task, k, Value::Unspecified)?
+            }
+            (Delivered::SelectEof(k), Some(_)) => {
+                let eof = self.sched.eof;
+                self.select_fired(task, k, eof)?;
+            }
+            (Delivered::SelectSent(_) | Delivered::SelectEof(_), None) => {}
+            (Delivered::Closed, Some(loc)) => {
+                self.leave_select(task);
+                let msg = "chan-send: the channel was closed while this send waited";
+                self.wake_task(task, Resume::Raise(msg.into(), loc));
+            }
+            (what, _) => return Ok(Some(Delivery { task, what })),
+        }
+        Ok(None)
+    }
+
+    /// A `select`'s first look at a receive clause on `chan`, before it is queued anywhere:
+    /// a value (or the end of the channel) if one is there now.
+    pub(crate) fn shared_try_recv(
+        &mut self,
+        chan: &Arc<SharedChan>,
+    ) -> Result<Option<Value>, Fail> {
+        let mut st = lock(&chan.st);
+        if let Some(pkg) = take_now(&mut st) {
+            drop(st);
+            return Ok(Some(import(self, &pkg, false).map_err(|m| self.heap_full_msg(m))?[0]));
+        }
+        Ok(st.closed.then_some(self.sched.eof))
+    }
+
+    /// A `select`'s first look at a send clause on `chan`, before it is queued anywhere:
+    /// whether `v` was handed to a receiver or buffered now.
+    pub(crate) fn shared_try_send(
+        &mut self,
+        chan: &Arc<SharedChan>,
+        v: Value,
+        loc: &Loc,
+    ) -> Result<bool, Fail> {
+        let pkg = export(self, &[v]).map_err(|m| error_at(format!("select: {m}"), Some(loc)))?;
+        let mut st = lock(&chan.st);
+        if st.closed {
+            return Err(error_at("select: a send clause's channel is closed", Some(loc)));
+        }
+        let Some(pkg) = to_receiver(&mut st, chan, pkg) else { return Ok(true) };
+        if st.buf.len() < st.cap {
+            st.buf.push_back(pkg);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Queues receive clause `k` of the current task's select on `chan`, looking again under
+    /// the channel's lock: a value there now is taken, and the clause happens if the select's
+    /// `claim` can be set (else the value goes back to the front of the channel).
+    pub(crate) fn shared_select_recv(
+        &mut self,
+        chan: &Arc<SharedChan>,
+        k: usize,
+        claim: &Arc<AtomicBool>,
+    ) -> Result<SelectReg, Fail> {
+        let mut st = lock(&chan.st);
+        if let Some(pkg) = take_now(&mut st) {
+            if !claim_own(claim) {
+                st.buf.push_front(pkg);
+                return Ok(SelectReg::Lost);
+            }
+            drop(st);
+            let v = import(self, &pkg, false).map_err(|m| self.heap_full_msg(m))?[0];
+            return Ok(SelectReg::Fired(v));
+        }
+        if st.closed {
+            return Ok(if claim_own(claim) {
+                SelectReg::Fired(self.sched.eof)
+            } else {
+                SelectReg::Lost
+            });
+        }
+        let w = Waiter {
+            home: self.home(),
+            task: self.sched.current,
+            select: Some((claim.clone(), k)),
+        };
+        st.receivers.push_back(w);
+        Ok(SelectReg::Queued)
+    }
+
+    /// Queues send clause `k` (of `v`) of the current task's select on `chan`, looking again
+    /// under the channel's lock: with a receiver or room there now, the clause happens if the
+    /// select's `claim` can be set. (If every receiver turns out to be a select that another
+    /// clause took meanwhile, the value is buffered, one over the capacity at most: the claim
+    /// cannot be given back without risking a wake-up lost elsewhere.)
+    pub(crate) fn shared_select_send(
+        &mut self,
+        chan: &Arc<SharedChan>,
+        k: usize,
+        v: Value,
+        claim: &Arc<AtomicBool>,
+        loc: &Loc,
+    ) -> Result<SelectReg, Fail> {
+        let pkg = export(self, &[v]).map_err(|m| error_at(format!("select: {m}"), Some(loc)))?;
+        let mut st = lock(&chan.st);
+        if st.closed {
+            return Err(error_at("select: a send clause's channel is closed", Some(loc)));
+        }
+        if st.receivers.is_empty() && st.buf.len() >= st.cap {
+            let w = Waiter {
+                home: self.home(),
+                task: self.sched.current,
+                select: Some((claim.clone(), k)),
+            };
+            st.senders.push_back((w, pkg));
+            return Ok(SelectReg::Queued);
+        }
+        if !claim_own(claim) {
+            return Ok(SelectReg::Lost);
+        }
+        if let Some(pkg) = to_receiver(&mut st, chan, pkg) {
+            st.buf.push_back(pkg);
+        }
+        Ok(SelectReg::Fired(Value::Unspecified))
     }
 
     /// With no task ready: sleeps until another thread completes a wait on a shared channel,

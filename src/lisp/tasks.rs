@@ -32,8 +32,8 @@
 //! - Every value a task or a channel holds is a collector root (see `Interp::roots`).
 //!
 //! Still to come (issue 9): tasks as omni tasks on omni's runtime, channels over
-//! `omni::chan`. A channel that moves to another OS thread becomes shared (`shared_chan`);
-//! `select` does not take one yet.
+//! `omni::chan`. A channel that moves to another OS thread becomes shared (`shared_chan`),
+//! and a `select` takes it beside local channels (with a claim, see `shared_chan`).
 //!
 //! `(task-cancel t)` raises a `task N cancelled` error in `t` where it waits (or where it
 //! next runs), so its `guard`s and `dynamic-wind` `after` thunks run; if nothing catches it,
@@ -41,9 +41,10 @@
 
 use super::eval::{Frame, Interp, Loc, State};
 use super::heap::{Obj, Value};
-use super::shared_chan::{shared_chan, Home, SharedChan, Woke};
+use super::shared_chan::{shared_chan, Home, SelectReg, SharedChan, Woke};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -156,9 +157,13 @@ pub(crate) enum Wait {
     /// A `thread-join` of this OS thread (the handle) that has not ended.
     Thread(Loc, Value),
     /// A `select` waits on every clause at once: the channels it is queued on (with each
-    /// clause's index and whether it sends), and the sleeper entry of its timeout clause.
+    /// clause's index and whether it sends), the channels shared with other threads it is
+    /// queued on, its claim when it has any (see `shared_chan`: whoever completes a clause
+    /// sets it first), and the sleeper entry of its timeout clause.
     Select {
         chans: Vec<(Value, usize, bool)>,
+        shared: Vec<Arc<SharedChan>>,
+        claim: Option<Arc<AtomicBool>>,
         timeout: Option<(u64, usize)>,
         loc: Loc,
     },
@@ -410,6 +415,7 @@ impl Interp {
     pub(crate) fn any_shared_wait(&self) -> bool {
         self.sched.tasks.values().any(|t| {
             matches!(t.wait, Some(Wait::SharedRecv(..) | Wait::SharedSend(..) | Wait::Thread(..)))
+                || matches!(&t.wait, Some(Wait::Select { claim: Some(_), .. }))
         })
     }
 
@@ -474,7 +480,10 @@ impl Interp {
                 Some(Wait::Sleep(_, s)) if s == seq => {
                     self.wake(id, Resume::Value(Value::Unspecified));
                 }
-                Some(Wait::Select { timeout: Some((s, clause)), .. }) if s == seq => {
+                // Unless a clause on a shared channel happened first (it is claimed).
+                Some(Wait::Select { timeout: Some((s, clause)), .. })
+                    if s == seq && self.claim(id) =>
+                {
                     self.select_fired(id, clause, Value::Unspecified)?;
                 }
                 // The task left that wait already (a select another clause won).
@@ -711,10 +720,11 @@ impl Interp {
                         Some(loc),
                     ));
                 }
-                if let Some(r) = c.receivers.pop_front() {
+                if let Some(r) = self.pop_receiver(ch) {
                     self.deliver(r, ch, false, v)?;
                     return Ok(State::Return(Value::Unspecified));
                 }
+                let c = chan_mut(self, ch).expect("checked");
                 if c.buf.len() < c.cap {
                     c.buf.push_back(v);
                     return Ok(State::Return(Value::Unspecified));
@@ -788,10 +798,10 @@ impl Interp {
         c.closed = true;
         // One at a time: a select queued here twice leaves every queue when its first
         // clause fires.
-        while let Some(r) = chan_mut(self, ch).and_then(|c| c.receivers.pop_front()) {
+        while let Some(r) = self.pop_receiver(ch) {
             self.deliver(r, ch, false, eof).map_err(|e| e.message)?;
         }
-        while let Some((s, _)) = chan_mut(self, ch).and_then(|c| c.senders.pop_front()) {
+        while let Some((s, _)) = self.pop_sender(ch) {
             self.leave_select(s);
             self.wake(
                 s,
@@ -843,7 +853,17 @@ impl Interp {
                             jt.joiners.retain(|r| *r != id);
                         }
                     }
-                    Wait::Select { .. } => self.leave_select(id),
+                    Wait::Select { .. } => {
+                        if !self.claim(id) {
+                            // A clause happened on another thread already: it raises once
+                            // it has what was delivered, at its next checkpoint.
+                            if let Some(t) = self.sched.tasks.get_mut(&id) {
+                                t.cancel_pending = true;
+                            }
+                            return Ok(State::Return(Value::Bool(true)));
+                        }
+                        self.leave_select(id)
+                    }
                     Wait::SharedRecv(_, chan) | Wait::SharedSend(_, chan) => {
                         if !self.shared_leave(&chan, id) {
                             // Completed by another thread already: it raises once it has
@@ -922,13 +942,15 @@ impl Interp {
     fn take_from(&mut self, ch: Value) -> Result<Option<Value>, Fail> {
         let Some(c) = chan_mut(self, ch) else { return Ok(None) };
         if let Some(v) = c.buf.pop_front() {
-            if let Some((s, sv)) = c.senders.pop_front() {
-                c.buf.push_back(sv);
+            if let Some((s, sv)) = self.pop_sender(ch) {
+                if let Some(c) = chan_mut(self, ch) {
+                    c.buf.push_back(sv);
+                }
                 self.deliver(s, ch, true, Value::Unspecified)?;
             }
             return Ok(Some(v));
         }
-        if let Some((s, sv)) = c.senders.pop_front() {
+        if let Some((s, sv)) = self.pop_sender(ch) {
             self.deliver(s, ch, true, Value::Unspecified)?;
             return Ok(Some(sv));
         }
@@ -955,7 +977,7 @@ impl Interp {
     }
 
     /// Clause `clause` of the select task `id` waits in happened with `v`.
-    fn select_fired(&mut self, id: u64, clause: usize, v: Value) -> Result<(), Fail> {
+    pub(crate) fn select_fired(&mut self, id: u64, clause: usize, v: Value) -> Result<(), Fail> {
         self.leave_select(id);
         let pair = self.heap.cons(Value::Int(clause as i64), v).map_err(|e| self.heap_full(e))?;
         self.wake(id, Resume::Value(pair));
@@ -963,15 +985,51 @@ impl Interp {
     }
 
     /// Takes task `id` out of every channel queue its select put it in.
-    fn leave_select(&mut self, id: u64) {
-        let chans = match self.sched.tasks.get(&id).and_then(|t| t.wait.as_ref()) {
-            Some(Wait::Select { chans, .. }) => chans.clone(),
+    pub(crate) fn leave_select(&mut self, id: u64) {
+        let (chans, shared) = match self.sched.tasks.get(&id).and_then(|t| t.wait.as_ref()) {
+            Some(Wait::Select { chans, shared, .. }) => (chans.clone(), shared.clone()),
             _ => return,
         };
         for (ch, _, _) in chans {
             if let Some(c) = chan_mut(self, ch) {
                 c.receivers.retain(|r| *r != id);
                 c.senders.retain(|(s, _)| *s != id);
+            }
+        }
+        for chan in shared {
+            self.shared_leave(&chan, id);
+        }
+    }
+
+    /// Claims parked task `id` for completion here: always for a plain wait; for a `select`
+    /// with clauses on shared channels, only if none of its clauses happened already (then
+    /// that clause's delivery is on the way, and the task must be left alone).
+    pub(crate) fn claim(&self, id: u64) -> bool {
+        match self.sched.tasks.get(&id).and_then(|t| t.wait.as_ref()) {
+            Some(Wait::Select { claim: Some(c), .. }) => {
+                c.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            }
+            _ => true,
+        }
+    }
+
+    /// The first task blocked receiving on local channel `ch` that can still receive.
+    fn pop_receiver(&mut self, ch: Value) -> Option<u64> {
+        loop {
+            let r = chan_mut(self, ch)?.receivers.pop_front()?;
+            if self.claim(r) {
+                return Some(r);
+            }
+        }
+    }
+
+    /// The first task blocked sending on local channel `ch` that can still send, with its
+    /// value.
+    fn pop_sender(&mut self, ch: Value) -> Option<(u64, Value)> {
+        loop {
+            let (s, v) = chan_mut(self, ch)?.senders.pop_front()?;
+            if self.claim(s) {
+                return Some((s, v));
             }
         }
     }
@@ -1001,18 +1059,21 @@ impl Interp {
             let pair = i.heap.cons(Value::Int(k as i64), v).map_err(|e| i.heap_full(e))?;
             Ok(State::Return(pair))
         };
-        for c in &clauses {
-            if let [_, ch, ..] = c[..] {
-                if shared_chan(self, ch).is_some() {
-                    return Err(bad(
-                        "a channel shared with another thread cannot be in a select yet".into(),
-                    ));
-                }
-            }
-        }
         // Ready now?
         for (k, c) in clauses.iter().enumerate() {
             match c[..] {
+                [op, ch] if op == recv && shared_chan(self, ch).is_some() => {
+                    let chan = shared_chan(self, ch).expect("checked");
+                    if let Some(v) = self.shared_try_recv(&chan)? {
+                        return fired(self, k, v);
+                    }
+                }
+                [op, ch, v] if op == send && shared_chan(self, ch).is_some() => {
+                    let chan = shared_chan(self, ch).expect("checked");
+                    if self.shared_try_send(&chan, v, loc)? {
+                        return fired(self, k, Value::Unspecified);
+                    }
+                }
                 [op, ch] if op == recv => {
                     if chan_mut(self, ch).is_none() {
                         return Err(bad(format!(
@@ -1035,10 +1096,11 @@ impl Interp {
                     if c.closed {
                         return Err(bad("a send clause's channel is closed".into()));
                     }
-                    if let Some(r) = c.receivers.pop_front() {
+                    if let Some(r) = self.pop_receiver(ch) {
                         self.deliver(r, ch, false, v)?;
                         return fired(self, k, Value::Unspecified);
                     }
+                    let c = chan_mut(self, ch).expect("checked");
                     if c.buf.len() < c.cap {
                         c.buf.push_back(v);
                         return fired(self, k, Value::Unspecified);
@@ -1061,13 +1123,57 @@ impl Interp {
         if has_default {
             return fired_default(self);
         }
-        // Wait on all of them.
+        // Wait on all of them: on the shared channels first, looking at each again under its
+        // lock (another thread may have sent since), with a claim that every clause respects.
         let cur = self.sched.current;
+        let has_shared =
+            clauses.iter().any(|c| matches!(c[..], [_, ch, ..] if shared_chan(self, ch).is_some()));
+        let claim = has_shared.then(|| Arc::new(AtomicBool::new(false)));
+        let mut shared: Vec<Arc<SharedChan>> = Vec::new();
+        let mut lost = false;
+        for (k, c) in clauses.iter().enumerate() {
+            let (Some(claim), [_, ch, ..]) = (&claim, &c[..]) else { continue };
+            let Some(chan) = shared_chan(self, *ch) else { continue };
+            let reg = match c[..] {
+                [_, _] => self.shared_select_recv(&chan, k, claim),
+                [_, _, v] => self.shared_select_send(&chan, k, v, claim, loc),
+                _ => continue,
+            };
+            let reg = match reg {
+                Ok(r) => r,
+                Err(e) => {
+                    // Out of the queues it joined before the error.
+                    for c in &shared {
+                        self.shared_leave(c, cur);
+                    }
+                    return Err(e);
+                }
+            };
+            match reg {
+                SelectReg::Queued => shared.push(chan),
+                SelectReg::Fired(v) => {
+                    for c in &shared {
+                        self.shared_leave(c, cur);
+                    }
+                    return fired(self, k, v);
+                }
+                SelectReg::Lost => {
+                    // A clause queued already happened on another thread: its delivery wakes
+                    // this task; nothing more to queue.
+                    lost = true;
+                    break;
+                }
+            }
+        }
         let mut chans = Vec::new();
         let mut tmo = None;
         let mut shortest: Option<(i64, usize)> = None;
         for (k, c) in clauses.iter().enumerate() {
+            if lost {
+                break;
+            }
             match c[..] {
+                [_, ch, ..] if shared_chan(self, ch).is_some() => {}
                 [op, ch] if op == recv => {
                     if let Some(c) = chan_mut(self, ch) {
                         c.receivers.push_back(cur);
@@ -1094,10 +1200,10 @@ impl Interp {
             self.sched.sleepers.push(Reverse((deadline, seq, cur)));
             tmo = Some((seq, k));
         }
-        if chans.is_empty() && tmo.is_none() {
+        if chans.is_empty() && tmo.is_none() && shared.is_empty() && !lost {
             return Err(bad("no clauses: it would wait forever".into()));
         }
-        Ok(self.park(Wait::Select { chans, timeout: tmo, loc: loc.clone() }))
+        Ok(self.park(Wait::Select { chans, shared, claim, timeout: tmo, loc: loc.clone() }))
     }
 }
 
