@@ -36,6 +36,12 @@
 //! there, so exactly one clause happens and no value is taken by a clause that does not fire.
 //! A select checks each shared channel again under the channel's lock when it queues there,
 //! so a value that arrived after its first look is not missed.
+//!
+//! Time: under the paused clock (`Interp::pause_clock`, as the tests run), each interpreter
+//! jumps to its own next deadline as soon as none of its own tasks can run; it does not wait
+//! for other threads first. So a `select` timeout (or a `sleep`) racing a value that another
+//! thread is about to send is decided by the real order of events there, not by the paused
+//! time; the thread tests do not mix the two.
 
 use super::eval::{error_at, Interp, LispError, Loc, State};
 use super::heap::{Obj, Value};
