@@ -2002,15 +2002,7 @@ impl Interp {
     /// The running task, cancelled, ended with an uncaught error: the `after` thunks of its
     /// `dynamic-wind`s run, innermost first, then it is done with the value `cancelled`.
     pub(crate) fn cancelled_done(&mut self, at: Option<Loc>) -> Result<State, Fail> {
-        let afters: Vec<Value> = self
-            .stack
-            .iter()
-            .rev()
-            .filter_map(|f| match f.0 {
-                FrameKind::Wind { after, .. } => Some(after),
-                _ => None,
-            })
-            .collect();
+        let afters = Self::afters(&self.stack);
         self.stack.clear();
         let v = Value::Sym(self.syms.intern("cancelled"));
         let loc = at.unwrap_or_else(|| Loc { file: "".into(), span: Span::default() });
@@ -2360,14 +2352,7 @@ impl Interp {
                 };
                 let frames = self.stack.split_off(p + 1);
                 // Leaving them runs the `after` thunks of the winds among them, innermost first.
-                let afters: Vec<Value> = frames
-                    .iter()
-                    .rev()
-                    .filter_map(|f| match f.0 {
-                        FrameKind::Wind { after, .. } => Some(after),
-                        _ => None,
-                    })
-                    .collect();
+                let afters = Self::afters(&frames);
                 let cont = self
                     .alloc(Obj::Cont(Cont::Composable { frames, reinstall: shift.then_some(v) }))?;
                 let vals = Slots::build(size.max(1), |s| s[0] = Value::Ref(cont));
@@ -2434,14 +2419,7 @@ impl Interp {
         };
         let left = self.stack.split_off(g);
         let FrameKind::Guard(handler) = left[0].0 else { unreachable!("found a guard") };
-        let afters: Vec<Value> = left
-            .iter()
-            .rev()
-            .filter_map(|f| match f.0 {
-                FrameKind::Wind { after, .. } => Some(after),
-                _ => None,
-            })
-            .collect();
+        let afters = Self::afters(&left);
         self.unwind(afters, Then::Apply(handler, vec![obj]), loc)
     }
 
@@ -2470,6 +2448,19 @@ impl Interp {
             .iter()
             .rposition(|f| matches!(f.0, FrameKind::Prompt(t) if t == tag))
             .map_or(0, |p| p + 1)
+    }
+
+    /// The `after` thunks of the winds among `frames`, innermost first: what leaving them
+    /// runs.
+    pub(crate) fn afters(frames: &[Frame]) -> Vec<Value> {
+        frames
+            .iter()
+            .rev()
+            .filter_map(|f| match f.0 {
+                FrameKind::Wind { after, .. } => Some(after),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The winds among `frames`, outermost first: (id, before, after).
@@ -2565,7 +2556,7 @@ impl Interp {
                 self.stack.extend(frames);
                 self.unwind(befores, Then::Return(v), loc)
             }
-            Ok(Obj::Conc(super::tasks::Conc::Gen(_))) => self.apply_gen(r, args, loc),
+            Ok(Obj::Conc(super::tasks::Conc::Gen(g))) => self.apply_gen(r, g.status, args, loc),
             Ok(Obj::Conc(super::tasks::Conc::Yield(g))) => {
                 let g = *g;
                 match args {

@@ -72,35 +72,30 @@ impl Gen {
 }
 
 impl Interp {
-    fn gen_ref(&self, v: Value, who: &str, loc: &Loc) -> Result<(Ref, Status), Fail> {
-        if let Value::Ref(r) = v {
-            if let Ok(Obj::Conc(Conc::Gen(g))) = self.heap.get(r) {
-                return Ok((r, g.status));
-            }
+    /// The generator `v` is, with its status, if it is one.
+    fn gen_status(&self, v: Value) -> Option<(Ref, Status)> {
+        let Value::Ref(r) = v else { return None };
+        match self.heap.get(r) {
+            Ok(Obj::Conc(Conc::Gen(g))) => Some((r, g.status)),
+            _ => None,
         }
-        Err(error_at(
-            format!("{who}: expects a generator, got {}", self.write_string(v)),
-            Some(loc),
-        ))
     }
 
     fn gen_mut(&mut self, r: Ref) -> &mut Gen {
         match self.heap.get_mut(r) {
             Some(Obj::Conc(Conc::Gen(g))) => g,
-            _ => unreachable!("checked by gen_ref"),
+            _ => unreachable!("checked by gen_status"),
         }
     }
 
     /// The index of `r`'s boundary frame on the stack, if its producer is running.
     fn gen_boundary(&self, r: Ref) -> Option<usize> {
-        self.stack
-            .iter()
-            .rposition(|f| matches!(f.0, FrameKind::GenBoundary(Value::Ref(x)) if x == r))
+        self.stack.iter().rposition(|f| is_boundary_of(f, r))
     }
 
-    /// `(gen-next g)`: the producer's next item, or the symbol `done`.
-    pub(crate) fn gen_next(&mut self, g: Value, loc: &Loc) -> Result<State, Fail> {
-        let (r, status) = self.gen_ref(g, "gen-next", loc)?;
+    /// `(gen-next g)` of generator `g` (`r`, now `status`): the producer's next item, or the
+    /// symbol `done`.
+    fn gen_next(&mut self, g: Value, r: Ref, status: Status, loc: &Loc) -> Result<State, Fail> {
         match status {
             Status::Done => Ok(State::Return(self.done_symbol())),
             Status::Running if self.gen_abandoned(r) => {
@@ -152,14 +147,7 @@ impl Interp {
             ));
         };
         // Leaving the producer runs the `after` thunks of its winds, innermost first.
-        let afters: Vec<Value> = self.stack[p + 1..]
-            .iter()
-            .rev()
-            .filter_map(|f| match f.0 {
-                FrameKind::Wind { after, .. } => Some(after),
-                _ => None,
-            })
-            .collect();
+        let afters = Self::afters(&self.stack[p + 1..]);
         let mut frames = std::mem::take(&mut self.gen_mut(r).frames);
         frames.extend(self.stack.drain(p + 1..));
         self.stack.pop(); // the boundary
@@ -189,16 +177,16 @@ impl Interp {
     /// Whether `r` is `Running` but its boundary frame is on no task's stack: its producer
     /// was left by an escape.
     fn gen_abandoned(&self, r: Ref) -> bool {
-        let mine = |f: &Frame| matches!(f.0, FrameKind::GenBoundary(Value::Ref(x)) if x == r);
-        self.gen_boundary(r).is_none() && !self.sched.any_parked_frame(mine)
+        self.gen_boundary(r).is_none() && !self.sched.any_parked_frame(|f| is_boundary_of(f, r))
     }
 
-    /// `(g 'done?)`, `(gen-done? g)`.
-    fn gen_done(&mut self, r: Ref) -> Value {
-        if self.gen_mut(r).status == Status::Running && self.gen_abandoned(r) {
+    /// `(g 'done?)`, `(gen-done? g)` of generator `r`, now `status`.
+    fn gen_done(&mut self, r: Ref, status: Status) -> Value {
+        let done = status == Status::Done || (status == Status::Running && self.gen_abandoned(r));
+        if done {
             self.gen_mut(r).status = Status::Done;
         }
-        Value::Bool(self.gen_mut(r).status == Status::Done)
+        Value::Bool(done)
     }
 
     /// `(g 'close)`, `(gen-close g)`: the producer will not run again.
@@ -212,21 +200,40 @@ impl Interp {
     /// `gen-next`, `gen-done?`, `gen-close`: the generator operation `op` on `g`, or `(g op)`
     /// when `g` is some other procedure.
     pub(crate) fn gen_op(&mut self, op: GenOp, g: Value, loc: &Loc) -> Result<State, Fail> {
-        let native =
-            matches!(g, Value::Ref(r) if matches!(self.heap.get(r), Ok(Obj::Conc(Conc::Gen(_)))));
-        match (op, g) {
-            (GenOp::Next, _) if native => self.gen_next(g, loc),
-            (GenOp::Done, Value::Ref(r)) if native => Ok(State::Return(self.gen_done(r))),
-            (GenOp::Close, Value::Ref(r)) if native => Ok(State::Return(self.gen_close(r))),
-            _ => {
+        match self.gen_status(g) {
+            Some((r, status)) => self.gen_native(op, g, r, status, loc),
+            None => {
                 let cmd = Value::Sym(self.syms.intern(op.symbol()));
                 self.apply(g, &[cmd], loc)
             }
         }
     }
 
-    /// A generator applied to `args`: `(g 'next)`, `(g 'done?)` or `(g 'close)`.
-    pub(crate) fn apply_gen(&mut self, r: Ref, args: &[Value], loc: &Loc) -> Result<State, Fail> {
+    /// Operation `op` on generator `g` (`r`, now `status`).
+    fn gen_native(
+        &mut self,
+        op: GenOp,
+        g: Value,
+        r: Ref,
+        status: Status,
+        loc: &Loc,
+    ) -> Result<State, Fail> {
+        match op {
+            GenOp::Next => self.gen_next(g, r, status, loc),
+            GenOp::Done => Ok(State::Return(self.gen_done(r, status))),
+            GenOp::Close => Ok(State::Return(self.gen_close(r))),
+        }
+    }
+
+    /// Generator `r` (now `status`) applied to `args`: `(g 'next)`, `(g 'done?)` or
+    /// `(g 'close)`.
+    pub(crate) fn apply_gen(
+        &mut self,
+        r: Ref,
+        status: Status,
+        args: &[Value],
+        loc: &Loc,
+    ) -> Result<State, Fail> {
         let op = match args {
             [Value::Sym(s)] => match self.syms.name(*s) {
                 "next" => Some(GenOp::Next),
@@ -243,8 +250,13 @@ impl Interp {
                 Some(loc),
             ));
         };
-        self.gen_op(op, Value::Ref(r), loc)
+        self.gen_native(op, Value::Ref(r), r, status, loc)
     }
+}
+
+/// Whether `f` is the boundary frame of generator `r`.
+fn is_boundary_of(f: &Frame, r: Ref) -> bool {
+    matches!(f.0, FrameKind::GenBoundary(Value::Ref(x)) if x == r)
 }
 
 /// What `gen-next`, `gen-done?` and `gen-close` ask.

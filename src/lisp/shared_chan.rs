@@ -97,6 +97,15 @@ impl Default for Family {
 }
 
 impl Family {
+    /// [`Family::stop_one`], and when that finds the deadlock, wakes every sleeper (after
+    /// letting go of the lock).
+    fn stop(&self, mut st: MutexGuard<'_, FamilyState>) {
+        if self.stop_one(&mut st) {
+            drop(st);
+            self.wake_all();
+        }
+    }
+
     /// One running less: when none is left, a deadlock, and every sleeper wakes.
     fn stop_one(&self, st: &mut FamilyState) -> bool {
         st.running = st.running.saturating_sub(1);
@@ -136,10 +145,7 @@ impl Family {
             return;
         }
         st.ended.insert(id);
-        if self.stop_one(&mut st) {
-            drop(st);
-            self.wake_all();
-        }
+        self.stop(st);
     }
 
     /// Task `task` of the interpreter at `home` parks joining thread `id`; `false` when the
@@ -160,10 +166,7 @@ impl Family {
             return;
         }
         st.joined.insert(id);
-        if self.stop_one(&mut st) {
-            drop(st);
-            self.wake_all();
-        }
+        self.stop(st);
     }
 }
 
@@ -279,17 +282,14 @@ impl Home {
     fn wait(&self, timeout: Option<Duration>) -> Woke {
         let seen = self.family.deadlocks.load(Ordering::Acquire);
         if timeout.is_none() {
-            let mut family = lock(&self.family.st);
+            let family = lock(&self.family.st);
             let inbox = lock(&self.inbox);
             if inbox.as_ref().is_none_or(|v| !v.is_empty()) {
                 return Woke::Arrived;
             }
             drop(inbox);
             self.blocked.store(true, Ordering::Release);
-            if self.family.stop_one(&mut family) {
-                drop(family);
-                self.family.wake_all();
-            }
+            self.family.stop(family);
         }
         let mut inbox = lock(&self.inbox);
         let mut woke = Woke::Arrived;
@@ -407,15 +407,7 @@ impl fmt::Debug for SharedChanCell {
 impl SharedChanCell {
     pub(crate) fn describe(&self) -> String {
         let st = lock(&self.0.st);
-        format!(
-            "#<channel shared {}{}>",
-            if st.cap == 0 {
-                "unbuffered".to_string()
-            } else {
-                format!("{}/{}", st.buf.len(), st.cap)
-            },
-            if st.closed { " closed" } else { "" }
-        )
+        super::tasks::describe_chan("shared ", st.cap, st.buf.len(), st.closed)
     }
 }
 

@@ -121,15 +121,7 @@ impl Conc {
 
     pub(crate) fn describe(&self) -> String {
         match self {
-            Conc::Chan(c) => format!(
-                "#<channel {}{}>",
-                if c.cap == 0 {
-                    "unbuffered".to_string()
-                } else {
-                    format!("{}/{}", c.buf.len(), c.cap)
-                },
-                if c.closed { " closed" } else { "" }
-            ),
+            Conc::Chan(c) => describe_chan("", c.cap, c.buf.len(), c.closed),
             Conc::Task(id) => format!("#<task {id}>"),
             Conc::Eof => "#<eof>".to_string(),
             Conc::Gen(_) => "#<generator>".to_string(),
@@ -337,6 +329,13 @@ pub(crate) enum TaskOp {
     Cancel,
     Close,
     Gen(super::generator::GenOp),
+}
+
+/// How a channel prints: `#<channel KIND3/4 closed>`, where `kind` is empty or ends in a
+/// space, and an unbuffered one shows `unbuffered` for its fill.
+pub(crate) fn describe_chan(kind: &str, cap: usize, len: usize, closed: bool) -> String {
+    let fill = if cap == 0 { "unbuffered".to_string() } else { format!("{len}/{cap}") };
+    format!("#<channel {kind}{fill}{}>", if closed { " closed" } else { "" })
 }
 
 fn chan_mut(i: &mut Interp, v: Value) -> Option<&mut Chan> {
