@@ -175,8 +175,8 @@ pub(crate) enum Expr {
     Lambda(Rc<Lambda>),
     /// Non-empty.
     Seq(Rc<[Rc<Expr>]>),
-    /// The procedure, then the arguments; whether every part is simple (see [`simple`]).
-    Call(Rc<[Rc<Expr>]>, Loc, bool),
+    /// A call (see [`Call`]).
+    Call(Rc<Call>),
     And(Rc<[Rc<Expr>]>),
     Or(Rc<[Rc<Expr>]>),
     Prompt(Rc<Expr>, Rc<Expr>),
@@ -227,8 +227,17 @@ impl Drop for Expr {
                 lambdas.push(std::mem::replace(l, lambda.clone()));
             }
             Expr::Lambda(l) => lambdas.push(std::mem::replace(l, lambda.clone())),
-            Expr::Seq(es) | Expr::And(es) | Expr::Or(es) | Expr::Call(es, ..) => {
+            Expr::Seq(es) | Expr::And(es) | Expr::Or(es) => {
                 lists.push(std::mem::replace(es, none.clone()));
+            }
+            Expr::Call(c) => {
+                // Shared calls are dropped by their last owner.
+                if let Some(c) = Rc::get_mut(c) {
+                    lists.push(std::mem::replace(&mut c.parts, none.clone()));
+                    if let Callee::Lambda(l) = &mut c.callee {
+                        lambdas.push(std::mem::replace(l, lambda.clone()));
+                    }
+                }
             }
             Expr::Const(_) | Expr::Local(..) | Expr::LocalDef(..) | Expr::Global(..) => {}
         }
@@ -253,6 +262,114 @@ pub(crate) struct Lambda {
     pub(crate) size: usize,
     pub(crate) body: Rc<Expr>,
     pub(crate) loc: Loc,
+}
+
+/// A call: the operator, then the operands, and what the compiler knew of the operator.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) parts: Rc<[Rc<Expr>]>,
+    pub(crate) loc: Loc,
+    /// Whether every part is simple (see [`simple`]): a call of a builtin is then evaluated in
+    /// place.
+    pub(crate) simple: bool,
+    pub(crate) callee: Callee,
+}
+
+/// What the compiler knew of a call's operator. It only ever makes a call faster, never
+/// different: each shortcut checks that it still holds and takes the general path when not.
+#[derive(Debug)]
+pub(crate) enum Callee {
+    /// Nothing: the operator's value is looked at on each call (a local, an expression).
+    Unknown,
+    /// A `lambda` written in place, as `let` compiles: its body runs in a new environment and
+    /// no closure is made.
+    Lambda(Rc<Lambda>),
+    /// A global that held no builtin when the call was compiled (a procedure written in Lisp,
+    /// or one not defined yet): the call is not tried in place.
+    Global,
+    /// A builtin, named by a constant or by a global that held it when the call was compiled:
+    /// called directly, without a heap lookup, while the global still holds it.
+    Prim(Known),
+}
+
+/// A builtin a call is known to make (see [`Callee::Prim`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Known {
+    /// The global the operator reads, checked on each call; `None` for a constant.
+    global: Option<u32>,
+    /// The builtin: a heap reference, so a global rebound to anything else, even another
+    /// builtin, compares unequal (and a freed one's slot, reused, has a new version).
+    value: Value,
+    f: fn(&mut Interp, &[Value]) -> Result<Value, String>,
+    name: &'static str,
+    /// Whether the call's operand count suits the builtin (when not, the general path reports
+    /// it).
+    arity_ok: bool,
+    op: Op,
+}
+
+/// The common cases of a few builtins, done in the machine itself (see [`fast_op`]); the
+/// builtin is called for everything else, so every error and float case stays its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Other,
+    Add,
+    Sub,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+    NumEq,
+    Car,
+    Cdr,
+    NullP,
+    PairP,
+    Not,
+}
+
+impl Op {
+    fn of(name: &str) -> Op {
+        match name {
+            "+" => Op::Add,
+            "-" => Op::Sub,
+            "<" => Op::Lt,
+            ">" => Op::Gt,
+            "<=" => Op::Le,
+            ">=" => Op::Ge,
+            "=" => Op::NumEq,
+            "car" => Op::Car,
+            "cdr" => Op::Cdr,
+            "null?" => Op::NullP,
+            "pair?" => Op::PairP,
+            "not" => Op::Not,
+            _ => Op::Other,
+        }
+    }
+}
+
+/// `op` on `args` when it is one of its common cases: two integers that do not overflow, a
+/// pair; `None` sends the call to the builtin itself.
+#[inline(always)]
+fn fast_op(heap: &Heap, op: Op, args: &[Value]) -> Option<Value> {
+    use Value::{Bool, Int};
+    Some(match (op, args) {
+        (Op::Add, &[Int(x), Int(y)]) => Int(x.checked_add(y)?),
+        (Op::Sub, &[Int(x), Int(y)]) => Int(x.checked_sub(y)?),
+        (Op::Lt, &[Int(x), Int(y)]) => Bool(x < y),
+        (Op::Gt, &[Int(x), Int(y)]) => Bool(x > y),
+        (Op::Le, &[Int(x), Int(y)]) => Bool(x <= y),
+        (Op::Ge, &[Int(x), Int(y)]) => Bool(x >= y),
+        (Op::NumEq, &[Int(x), Int(y)]) => Bool(x == y),
+        (Op::Car | Op::Cdr | Op::PairP, &[Value::Ref(r)]) => match (op, heap.get(r)) {
+            (Op::Car, Ok(Obj::Pair(a, _))) => *a,
+            (Op::Cdr, Ok(Obj::Pair(_, d))) => *d,
+            (Op::PairP, Ok(o)) => Bool(matches!(o, Obj::Pair(..))),
+            _ => return None,
+        },
+        (Op::NullP, &[v]) => Bool(v == Value::Nil),
+        (Op::Not, &[v]) => Bool(!truthy(v)),
+        _ => return None,
+    })
 }
 
 /// A procedure written in Lisp (opaque): its code and the environment it closed over.
@@ -380,10 +497,9 @@ pub(crate) enum FrameKind {
     If(Rc<Expr>, Rc<Expr>, Option<Ref>),
     Seq(Rc<[Rc<Expr>]>, usize, Option<Ref>),
     Args {
-        exprs: Rc<[Rc<Expr>]>,
+        call: Rc<Call>,
         done: Vec<Value>,
         env: Option<Ref>,
-        loc: Loc,
     },
     DefGlobal(u32),
     SetLocal(u32, u32, Option<Ref>),
@@ -1195,15 +1311,42 @@ impl Interp {
         Ok((names, inits))
     }
 
-    fn call_of(lam: Rc<Lambda>, args: Vec<Rc<Expr>>, loc: Loc) -> Rc<Expr> {
+    fn call_of(&self, lam: Rc<Lambda>, args: Vec<Rc<Expr>>, loc: Loc) -> Rc<Expr> {
         let mut call = vec![Rc::new(Expr::Lambda(lam))];
         call.extend(args);
-        Self::make_call(call, loc)
+        self.make_call(call, loc)
     }
 
-    fn make_call(parts: Vec<Rc<Expr>>, loc: Loc) -> Rc<Expr> {
-        let all_simple = parts.iter().all(|p| simple(p));
-        Rc::new(Expr::Call(parts.into(), loc, all_simple))
+    fn make_call(&self, parts: Vec<Rc<Expr>>, loc: Loc) -> Rc<Expr> {
+        Rc::new(self.call_expr(parts.into(), loc))
+    }
+
+    /// The call of `parts` (the operator first), with what is known of the operator now.
+    pub(crate) fn call_expr(&self, parts: Rc<[Rc<Expr>]>, loc: Loc) -> Expr {
+        let simple = parts.iter().all(|p| simple(p));
+        let n = parts.len() - 1;
+        let callee = match &*parts[0] {
+            Expr::Lambda(l) => Callee::Lambda(l.clone()),
+            Expr::Global(g, _) => match self.known(self.globals[*g as usize], n) {
+                Some(k) => Callee::Prim(Known { global: Some(*g), ..k }),
+                None => Callee::Global,
+            },
+            Expr::Const(v) => self.known(*v, n).map_or(Callee::Unknown, Callee::Prim),
+            _ => Callee::Unknown,
+        };
+        Expr::Call(Rc::new(Call { parts, loc, simple, callee }))
+    }
+
+    /// `v` as a known builtin called with `n` operands, if it is a builtin that works on its
+    /// arguments only.
+    fn known(&self, v: Value, n: usize) -> Option<Known> {
+        let Value::Ref(r) = v else { return None };
+        let Ok(Obj::Prim(Prim { name, arity: (min, max), f: PrimFn::Plain(f) })) = self.heap.get(r)
+        else {
+            return None;
+        };
+        let arity_ok = n >= *min && max.is_none_or(|m| n <= m);
+        Some(Known { global: None, value: v, f: *f, name, arity_ok, op: Op::of(name) })
     }
 
     /// A procedure of `params` whose body `f` compiles, called at once with `inits`.
@@ -1217,7 +1360,7 @@ impl Interp {
         let n = params.len();
         let (body, size) = self.in_scope(Scope::params(params), f)?;
         let lam = Rc::new(Lambda { params: n, rest: false, size, body, loc: loc.clone() });
-        Ok(Self::call_of(lam, inits, loc))
+        Ok(self.call_of(lam, inits, loc))
     }
 
     /// `((lambda () (define name (lambda params body)) name) inits ...)`: a local recursive
@@ -1241,10 +1384,10 @@ impl Interp {
         })?;
         let thunk =
             Rc::new(Lambda { params: 0, rest: false, size, body: thunk_body, loc: loc.clone() });
-        let make = Self::call_of(thunk, Vec::new(), loc.clone());
+        let make = self.call_of(thunk, Vec::new(), loc.clone());
         let mut call = vec![make];
         call.extend(inits);
-        Ok(Self::make_call(call, loc))
+        Ok(self.make_call(call, loc))
     }
 
     /// Compiles one datum.
@@ -1458,7 +1601,7 @@ impl Interp {
                 Ok(Rc::new(Expr::Seq(seq.into())))
             })?;
             let lam = Rc::new(Lambda { params: 0, rest: false, size, body, loc: loc.clone() });
-            return Ok(Self::call_of(lam, Vec::new(), loc));
+            return Ok(self.call_of(lam, Vec::new(), loc));
         }
         if h == s.quasiquote {
             let [q] = args else { return Err(self.bad("`quasiquote` takes one datum", d, file)) };
@@ -1601,10 +1744,9 @@ impl Interp {
                 let mut tests = Vec::new();
                 for d in data.items() {
                     let v = Rc::new(Expr::Const(self.datum_value(d)?));
-                    tests.push(Self::make_call(
-                        vec![eqv.clone(), key.clone(), v],
-                        Self::loc(file, clause),
-                    ));
+                    tests.push(
+                        self.make_call(vec![eqv.clone(), key.clone(), v], Self::loc(file, clause)),
+                    );
                 }
                 match tests.len() {
                     0 => Rc::new(Expr::Const(Value::Bool(false))),
@@ -1613,7 +1755,7 @@ impl Interp {
                 }
             } else {
                 let list = Rc::new(Expr::Const(self.datum_value(data)?));
-                Self::make_call(vec![memv.clone(), key, list], Self::loc(file, clause))
+                self.make_call(vec![memv.clone(), key, list], Self::loc(file, clause))
             };
             e = Rc::new(Expr::If(test, body, e));
         }
@@ -1634,7 +1776,7 @@ impl Interp {
                 Some((var, loc)) => {
                     let raise = self.global_const("raise");
                     let v = Rc::new(self.resolve(var, loc.clone()));
-                    Self::make_call(vec![raise, v], loc)
+                    self.make_call(vec![raise, v], loc)
                 }
                 None => Rc::new(Expr::Const(Value::Unspecified)),
             });
@@ -1653,7 +1795,7 @@ impl Interp {
             return self.let_of(vec![tmp], vec![test], loc.clone(), |c| {
                 let f = c.compile(&parts[2], file)?;
                 let get = Rc::new(Expr::Local(0, 0));
-                let call = Self::make_call(vec![f, get.clone()], loc);
+                let call = c.make_call(vec![f, get.clone()], loc);
                 let more = c.cond_clauses(rest, file, reraise)?;
                 Ok(Rc::new(Expr::If(get, call, more)))
             });
@@ -1719,7 +1861,7 @@ impl Interp {
                     None => Rc::new(c.resolve(*v, loc.clone())),
                 });
             }
-            let again = Self::make_call(again, loc.clone());
+            let again = c.make_call(again, loc.clone());
             let mut seq = Vec::new();
             for b in body {
                 seq.push(c.compile(b, file)?);
@@ -1763,7 +1905,7 @@ impl Interp {
                 return Ok(Rc::new(Expr::Const(self.datum_value(d)?)));
             }
             let to_vector = self.global_const("list->vector");
-            return Ok(Self::make_call(vec![to_vector, l], loc));
+            return Ok(self.make_call(vec![to_vector, l], loc));
         }
         let DatumKind::List(items, tail) = d.kind() else {
             return Ok(Rc::new(Expr::Const(self.datum_value(d)?)));
@@ -1797,13 +1939,12 @@ impl Interp {
                     && matches!(item.kind(), DatumKind::List(_, None))
                 {
                     let spliced = self.compile(x, file)?;
-                    acc =
-                        Self::make_call(vec![append.clone(), spliced, acc], Self::loc(file, item));
+                    acc = self.make_call(vec![append.clone(), spliced, acc], Self::loc(file, item));
                     continue;
                 }
             }
             let v = self.quasi(item, depth, file)?;
-            acc = Self::make_call(vec![cons.clone(), v, acc], loc.clone());
+            acc = self.make_call(vec![cons.clone(), v, acc], loc.clone());
         }
         Ok(acc)
     }
@@ -1820,13 +1961,13 @@ impl Interp {
         let list = self.global_const("list");
         let inner = self.quasi(x, depth, file)?;
         let head = Rc::new(Expr::Const(Value::Sym(name)));
-        Ok(Self::make_call(vec![list, head, inner], loc.clone()))
+        Ok(self.make_call(vec![list, head, inner], loc.clone()))
     }
 
     fn call(&mut self, items: &[Datum], file: &Rc<str>, loc: Loc) -> Result<Rc<Expr>, Fail> {
         let exprs: Vec<Rc<Expr>> =
             items.iter().map(|a| self.compile(a, file)).collect::<Result<_, _>>()?;
-        Ok(Self::make_call(exprs, loc))
+        Ok(self.make_call(exprs, loc))
     }
 
     // --- the machine -----------------------------------------------------------------------
@@ -1889,7 +2030,8 @@ impl Interp {
     fn backtrace(&self) -> Vec<(Loc, u32)> {
         let mut out: Vec<(Loc, u32)> = Vec::new();
         for f in self.stack.iter().rev() {
-            if let FrameKind::Args { loc, .. } = &f.0 {
+            if let FrameKind::Args { call, .. } = &f.0 {
+                let loc = &call.loc;
                 let full = out.len() == 20;
                 match out.last_mut() {
                     Some((last, n)) if last == loc => *n += 1,
@@ -1917,7 +2059,7 @@ impl Interp {
     pub(crate) fn call_thunk(&mut self, thunk: Value) -> Result<Value, LispError> {
         self.constants.push(thunk);
         let loc = Loc { file: "thread".into(), span: Span::default() };
-        let call = Rc::new(Expr::Call(vec![Rc::new(Expr::Const(thunk))].into(), loc, true));
+        let call = self.make_call(vec![Rc::new(Expr::Const(thunk))], loc);
         let r = self.run(call).map_err(|e| *e);
         // The thunk stays reachable only while it runs (what it imported since stays).
         if let Some(k) = self.constants.iter().rposition(|c| *c == thunk) {
@@ -2058,6 +2200,11 @@ impl Interp {
                 Value::Undefined => Err(self.unbound(*g, loc)),
                 v => Ok(v),
             },
+            // A named `let`'s loop and a body's procedures are read here on every iteration.
+            Expr::LocalDef(d, i, s, loc) => match self.local(env, *d, *i) {
+                Value::Undefined => Err(self.used_before_definition(*s, loc)),
+                v => Ok(v),
+            },
             _ => self.atom_slow(e, env),
         }
     }
@@ -2065,19 +2212,19 @@ impl Interp {
     #[inline(never)]
     fn atom_slow(&mut self, e: &Expr, env: Option<Ref>) -> Result<Value, Fail> {
         match e {
-            Expr::LocalDef(d, i, s, loc) => match self.local(env, *d, *i) {
-                Value::Undefined => Err(err(
-                    format!("`{}` is used before its definition", self.syms.name(*s)),
-                    Some(loc),
-                )),
-                v => Ok(v),
-            },
             Expr::Lambda(l) => {
                 Ok(Value::Ref(self.alloc(Obj::Closure(Closure { lambda: l.clone(), env }))?))
             }
-            Expr::Const(_) | Expr::Local(..) | Expr::Global(..) => self.atom(e, env),
+            Expr::Const(_) | Expr::Local(..) | Expr::LocalDef(..) | Expr::Global(..) => {
+                self.atom(e, env)
+            }
             _ => unreachable!("atom of an expression that is not simple"),
         }
+    }
+
+    #[cold]
+    fn used_before_definition(&self, s: Sym, loc: &Loc) -> Fail {
+        err(format!("`{}` is used before its definition", self.syms.name(s)), Some(loc))
     }
 
     /// Evaluates `e` in place if it is simple or a call of a builtin on simple operands;
@@ -2085,10 +2232,43 @@ impl Interp {
     #[inline]
     fn inline(&mut self, e: &Expr, env: Option<Ref>) -> Result<Option<Value>, Fail> {
         match e {
-            Expr::Call(es, loc, true) => self.inline_call(es, loc, env),
+            Expr::Call(c) if c.simple => match &c.callee {
+                Callee::Prim(k) => self.inline_known(c, k, env),
+                Callee::Unknown => self.inline_call(&c.parts, &c.loc, env),
+                Callee::Global | Callee::Lambda(_) => Ok(None),
+            },
             e if simple(e) => self.atom(e, env).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// Whether the builtin `k` is still what the call makes.
+    #[inline(always)]
+    fn still(&self, k: &Known) -> bool {
+        k.arity_ok && k.global.is_none_or(|g| self.globals[g as usize] == k.value)
+    }
+
+    /// [`Interp::inline`] of a call of a known builtin on simple operands.
+    #[inline]
+    fn inline_known(
+        &mut self,
+        c: &Call,
+        k: &Known,
+        env: Option<Ref>,
+    ) -> Result<Option<Value>, Fail> {
+        let n = c.parts.len() - 1;
+        if !self.still(k) || n > 4 {
+            return self.inline_call(&c.parts, &c.loc, env);
+        }
+        let mut buf = [Value::Nil; 4];
+        for (slot, a) in buf.iter_mut().zip(&c.parts[1..]) {
+            *slot = self.atom(a, env)?;
+        }
+        let args = &buf[..n];
+        if let Some(v) = fast_op(&self.heap, k.op, args) {
+            return Ok(Some(v));
+        }
+        (k.f)(self, args).map(Some).map_err(|m| prim_error(k.name, m, &c.loc))
     }
 
     fn inline_call(
@@ -2149,26 +2329,38 @@ impl Interp {
     /// then applies the procedure.
     fn args(
         &mut self,
-        exprs: &Rc<[Rc<Expr>]>,
+        call: &Rc<Call>,
         mut done: Vec<Value>,
         env: Option<Ref>,
-        loc: &Loc,
     ) -> Result<State, Fail> {
+        let (exprs, loc) = (&call.parts, &call.loc);
+        if done.is_empty() && matches!(call.callee, Callee::Lambda(_)) {
+            // The operator is the `lambda` itself: no closure is made (see below).
+            done.push(Value::Unspecified);
+        }
         while done.len() < exprs.len() {
             let e = &exprs[done.len()];
             match self.inline(e, env).map_err(|e| Self::in_call(e, loc))? {
                 Some(v) => done.push(v),
                 None => {
                     let e = e.clone();
-                    self.push(
-                        FrameKind::Args { exprs: exprs.clone(), done, env, loc: loc.clone() },
-                        Some(loc),
-                    )?;
+                    self.push(FrameKind::Args { call: call.clone(), done, env }, Some(loc))?;
                     return Ok(State::Eval(e, env));
                 }
             }
         }
-        let r = self.apply(done[0], &done[1..], loc).map_err(|mut e| {
+        let args = &done[1..];
+        let r = match &call.callee {
+            Callee::Lambda(l) => self.enter(l, env, args, loc),
+            Callee::Prim(k) if self.still(k) => match fast_op(&self.heap, k.op, args) {
+                Some(v) => Ok(State::Return(v)),
+                None => {
+                    (k.f)(self, args).map(State::Return).map_err(|m| prim_error(k.name, m, loc))
+                }
+            },
+            _ => self.apply(done[0], args, loc),
+        };
+        let r = r.map_err(|mut e| {
             // An allocation refused by the heap limit says where it happened.
             if e.at.is_none() {
                 e.at = Some(loc.clone());
@@ -2233,9 +2425,9 @@ impl Interp {
             Expr::Seq(es) => self.seq(es, 0, env)?,
             Expr::And(es) => self.and_or(es, 0, true, env)?,
             Expr::Or(es) => self.and_or(es, 0, false, env)?,
-            Expr::Call(es, loc, _) => {
+            Expr::Call(c) => {
                 let done = self.arg_pool.pop().unwrap_or_default();
-                self.args(es, done, env, loc)?
+                self.args(c, done, env)?
             }
             Expr::Prompt(tag, body) => {
                 self.push(FrameKind::PromptTag(body.clone(), env), None)?;
@@ -2299,9 +2491,9 @@ impl Interp {
 
     fn resume(&mut self, v: Value, f: FrameKind) -> Result<State, Fail> {
         Ok(match f {
-            FrameKind::Args { exprs, mut done, env, loc } => {
+            FrameKind::Args { call, mut done, env } => {
                 done.push(v);
-                self.args(&exprs, done, env, &loc)?
+                self.args(&call, done, env)?
             }
             FrameKind::If(t, f, env) => State::Eval(if truthy(v) { t } else { f }, env),
             FrameKind::Seq(es, i, env) => self.seq(&es, i, env)?,
@@ -2498,33 +2690,7 @@ impl Interp {
         match self.heap.get(r) {
             Ok(Obj::Closure(c)) => {
                 let (lambda, cenv) = (c.lambda.clone(), c.env);
-                let n = lambda.params;
-                if args.len() < n || (!lambda.rest && args.len() > n) {
-                    let want = if lambda.rest { format!("at least {n}") } else { format!("{n}") };
-                    return Err(err(
-                        format!(
-                            "the procedure defined at {} takes {want} argument{}, got {}",
-                            lambda.loc,
-                            if n == 1 { "" } else { "s" },
-                            args.len()
-                        ),
-                        Some(loc),
-                    ));
-                }
-                let mut rest = Value::Nil;
-                if lambda.rest {
-                    for v in args[n..].iter().rev() {
-                        rest = Value::Ref(self.alloc(Obj::Pair(*v, rest))?);
-                    }
-                }
-                let vals = Slots::build(lambda.size, |s| {
-                    s[..n].copy_from_slice(&args[..n]);
-                    if lambda.rest {
-                        s[n] = rest;
-                    }
-                });
-                let env = self.alloc(Obj::Env(Env { vals, parent: cenv }))?;
-                Ok(State::Eval(lambda.body.clone(), Some(env)))
+                self.enter(&lambda, cenv, args, loc)
             }
             Ok(Obj::Prim(p)) => {
                 let p = *p;
@@ -2575,6 +2741,44 @@ impl Interp {
             }
             _ => Err(not_proc(self)),
         }
+    }
+
+    /// Calls the procedure of `lambda` closed over `cenv` with `args`: its body, in a new
+    /// environment.
+    fn enter(
+        &mut self,
+        lambda: &Rc<Lambda>,
+        cenv: Option<Ref>,
+        args: &[Value],
+        loc: &Loc,
+    ) -> Result<State, Fail> {
+        let n = lambda.params;
+        if args.len() < n || (!lambda.rest && args.len() > n) {
+            let want = if lambda.rest { format!("at least {n}") } else { format!("{n}") };
+            return Err(err(
+                format!(
+                    "the procedure defined at {} takes {want} argument{}, got {}",
+                    lambda.loc,
+                    if n == 1 { "" } else { "s" },
+                    args.len()
+                ),
+                Some(loc),
+            ));
+        }
+        let mut rest = Value::Nil;
+        if lambda.rest {
+            for v in args[n..].iter().rev() {
+                rest = Value::Ref(self.alloc(Obj::Pair(*v, rest))?);
+            }
+        }
+        let vals = Slots::build(lambda.size, |s| {
+            s[..n].copy_from_slice(&args[..n]);
+            if lambda.rest {
+                s[n] = rest;
+            }
+        });
+        let env = self.alloc(Obj::Env(Env { vals, parent: cenv }))?;
+        Ok(State::Eval(lambda.body.clone(), Some(env)))
     }
 
     fn control_prim(&mut self, c: Ctl, args: &[Value], loc: &Loc) -> Result<State, Fail> {

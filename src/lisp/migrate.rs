@@ -180,7 +180,7 @@ enum Code {
     /// A `lambda` expression: the entry of its code (a `Proc`).
     Lambda(u32),
     Seq(Vec<u32>),
-    Call(Vec<u32>, MLoc, bool),
+    Call(Vec<u32>, MLoc),
     And(Vec<u32>),
     Or(Vec<u32>),
     Prompt(u32, u32),
@@ -475,7 +475,7 @@ impl Exporter<'_> {
             }
             Expr::Lambda(l) => Code::Lambda(self.lambda(l)?),
             Expr::Seq(es) => Code::Seq(self.exprs(es)?),
-            Expr::Call(es, l, simple) => Code::Call(self.exprs(es)?, self.loc(l), *simple),
+            Expr::Call(c) => Code::Call(self.exprs(&c.parts)?, self.loc(&c.loc)),
             Expr::And(es) => Code::And(self.exprs(es)?),
             Expr::Or(es) => Code::Or(self.exprs(es)?),
             Expr::Prompt(t, b) => Code::Prompt(self.expr(t)?, self.expr(b)?),
@@ -622,7 +622,7 @@ pub(crate) fn import(
             Code::SetGlobal(s, v, l) => Expr::SetGlobal(global(i, s), e(v), loc(l)),
             Code::Lambda(l) => Expr::Lambda(lam(l)),
             Code::Seq(ks) => Expr::Seq(es(ks)),
-            Code::Call(ks, l, simple) => Expr::Call(es(ks), loc(l), *simple),
+            Code::Call(ks, l) => i.call_expr(es(ks), loc(l)),
             Code::And(ks) => Expr::And(es(ks)),
             Code::Or(ks) => Expr::Or(es(ks)),
             Code::Prompt(a, b) => Expr::Prompt(e(a), e(b)),
