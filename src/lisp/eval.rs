@@ -297,9 +297,9 @@ pub(crate) enum Callee {
 pub(crate) struct Known {
     /// The global the operator reads, checked on each call; `None` for a constant.
     global: Option<u32>,
-    /// The builtin: a heap reference, so a global rebound to anything else, even another
-    /// builtin, compares unequal (and a freed one's slot, reused, has a new version).
-    value: Value,
+    /// The builtin: a generational reference, so a global rebound to anything else, even
+    /// another builtin, compares unequal (and a freed one's slot, reused, has a new version).
+    value: Ref,
     f: fn(&mut Interp, &[Value]) -> Result<Value, String>,
     name: &'static str,
     /// Whether the call's operand count suits the builtin (when not, the general path reports
@@ -1346,7 +1346,7 @@ impl Interp {
             return None;
         };
         let arity_ok = n >= *min && max.is_none_or(|m| n <= m);
-        Some(Known { global: None, value: v, f: *f, name, arity_ok, op: Op::of(name) })
+        Some(Known { global: None, value: r, f: *f, name, arity_ok, op: Op::of(name) })
     }
 
     /// A procedure of `params` whose body `f` compiles, called at once with `inits`.
@@ -2245,7 +2245,9 @@ impl Interp {
     /// Whether the builtin `k` is still what the call makes.
     #[inline(always)]
     fn still(&self, k: &Known) -> bool {
-        k.arity_ok && k.global.is_none_or(|g| self.globals[g as usize] == k.value)
+        k.arity_ok
+            && k.global
+                .is_none_or(|g| matches!(self.globals[g as usize], Value::Ref(r) if r == k.value))
     }
 
     /// [`Interp::inline`] of a call of a known builtin on simple operands.
@@ -2375,80 +2377,101 @@ impl Interp {
         r
     }
 
-    fn eval(&mut self, e: &Rc<Expr>, env: Option<Ref>) -> Result<State, Fail> {
-        Ok(match &**e {
-            Expr::Const(_)
-            | Expr::Local(..)
-            | Expr::LocalDef(..)
-            | Expr::Global(..)
-            | Expr::Lambda(_) => State::Return(self.atom(e, env)?),
-            Expr::If(c, t, f) => match self.inline(c, env)? {
-                Some(v) => State::Eval(if truthy(v) { t.clone() } else { f.clone() }, env),
-                None => {
-                    self.push(FrameKind::If(t.clone(), f.clone(), env), None)?;
-                    State::Eval(c.clone(), env)
-                }
-            },
-            Expr::DefGlobal(g, v) => match self.inline(v, env)? {
-                Some(v) => {
-                    self.globals[*g as usize] = v;
-                    State::Return(Value::Unspecified)
-                }
-                None => {
-                    self.push(FrameKind::DefGlobal(*g), None)?;
+    /// One step: evaluates `e` until it needs a frame, a call or a value returned. An `if`
+    /// whose test and a sequence whose leading items evaluate in place go on to the chosen
+    /// branch or the last item within the step (code has no loop without a call, so a step
+    /// stays bounded by the size of the code).
+    fn eval(&mut self, mut e: &Rc<Expr>, env: Option<Ref>) -> Result<State, Fail> {
+        Ok(loop {
+            break match &**e {
+                Expr::Const(_)
+                | Expr::Local(..)
+                | Expr::LocalDef(..)
+                | Expr::Global(..)
+                | Expr::Lambda(_) => State::Return(self.atom(e, env)?),
+                Expr::If(c, t, f) => match self.inline(c, env)? {
+                    Some(v) => {
+                        e = if truthy(v) { t } else { f };
+                        continue;
+                    }
+                    None => {
+                        self.push(FrameKind::If(t.clone(), f.clone(), env), None)?;
+                        State::Eval(c.clone(), env)
+                    }
+                },
+                Expr::DefGlobal(g, v) => match self.inline(v, env)? {
+                    Some(v) => {
+                        self.globals[*g as usize] = v;
+                        State::Return(Value::Unspecified)
+                    }
+                    None => {
+                        self.push(FrameKind::DefGlobal(*g), None)?;
+                        State::Eval(v.clone(), env)
+                    }
+                },
+                Expr::SetLocal(d, i, v) => match self.inline(v, env)? {
+                    Some(v) => {
+                        self.set_local(env, *d, *i, v);
+                        State::Return(Value::Unspecified)
+                    }
+                    None => {
+                        self.push(FrameKind::SetLocal(*d, *i, env), None)?;
+                        State::Eval(v.clone(), env)
+                    }
+                },
+                Expr::SetGlobal(g, v, loc) => {
+                    if self.globals[*g as usize] == Value::Undefined {
+                        return Err(err(
+                            format!(
+                                "`set!` of an unbound variable `{}`",
+                                self.syms.name(self.global_names[*g as usize])
+                            ),
+                            Some(loc),
+                        ));
+                    }
+                    self.push(FrameKind::SetGlobal(*g), Some(loc))?;
                     State::Eval(v.clone(), env)
                 }
-            },
-            Expr::SetLocal(d, i, v) => match self.inline(v, env)? {
-                Some(v) => {
-                    self.set_local(env, *d, *i, v);
-                    State::Return(Value::Unspecified)
+                Expr::Seq(es) => {
+                    let last = es.len() - 1;
+                    let mut i = 0;
+                    while i < last && self.inline(&es[i], env)?.is_some() {
+                        i += 1;
+                    }
+                    if i == last {
+                        e = &es[last];
+                        continue;
+                    }
+                    self.push(FrameKind::Seq(es.clone(), i + 1, env), None)?;
+                    State::Eval(es[i].clone(), env)
                 }
-                None => {
-                    self.push(FrameKind::SetLocal(*d, *i, env), None)?;
-                    State::Eval(v.clone(), env)
+                Expr::And(es) => self.and_or(es, 0, true, env)?,
+                Expr::Or(es) => self.and_or(es, 0, false, env)?,
+                Expr::Call(c) => {
+                    let done = self.arg_pool.pop().unwrap_or_default();
+                    self.args(c, done, env)?
                 }
-            },
-            Expr::SetGlobal(g, v, loc) => {
-                if self.globals[*g as usize] == Value::Undefined {
-                    return Err(err(
-                        format!(
-                            "`set!` of an unbound variable `{}`",
-                            self.syms.name(self.global_names[*g as usize])
-                        ),
-                        Some(loc),
-                    ));
+                Expr::Prompt(tag, body) => {
+                    self.push(FrameKind::PromptTag(body.clone(), env), None)?;
+                    State::Eval(tag.clone(), env)
                 }
-                self.push(FrameKind::SetGlobal(*g), Some(loc))?;
-                State::Eval(v.clone(), env)
-            }
-            Expr::Seq(es) => self.seq(es, 0, env)?,
-            Expr::And(es) => self.and_or(es, 0, true, env)?,
-            Expr::Or(es) => self.and_or(es, 0, false, env)?,
-            Expr::Call(c) => {
-                let done = self.arg_pool.pop().unwrap_or_default();
-                self.args(c, done, env)?
-            }
-            Expr::Prompt(tag, body) => {
-                self.push(FrameKind::PromptTag(body.clone(), env), None)?;
-                State::Eval(tag.clone(), env)
-            }
-            Expr::Control(tag, body, size, shift, loc) => {
-                let kind = FrameKind::ControlTag {
-                    body: body.clone(),
-                    size: *size,
-                    env,
-                    shift: *shift,
-                    loc: loc.clone(),
-                };
-                self.push(kind, Some(loc))?;
-                State::Eval(tag.clone(), env)
-            }
-            Expr::Guard(body, handler) => {
-                let h = self.alloc(Obj::Closure(Closure { lambda: handler.clone(), env }))?;
-                self.push(FrameKind::Guard(Value::Ref(h)), None)?;
-                State::Eval(body.clone(), env)
-            }
+                Expr::Control(tag, body, size, shift, loc) => {
+                    let kind = FrameKind::ControlTag {
+                        body: body.clone(),
+                        size: *size,
+                        env,
+                        shift: *shift,
+                        loc: loc.clone(),
+                    };
+                    self.push(kind, Some(loc))?;
+                    State::Eval(tag.clone(), env)
+                }
+                Expr::Guard(body, handler) => {
+                    let h = self.alloc(Obj::Closure(Closure { lambda: handler.clone(), env }))?;
+                    self.push(FrameKind::Guard(Value::Ref(h)), None)?;
+                    State::Eval(body.clone(), env)
+                }
+            };
         })
     }
 

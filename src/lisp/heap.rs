@@ -195,6 +195,7 @@ impl Obj {
 
     /// The bytes of the buffer this object owns whose size the program chooses: a string's
     /// text, the items of a vector, record or `values`, a table's entries.
+    #[inline]
     fn owned_bytes(&self) -> usize {
         match self {
             Obj::Str(s) => s.capacity(),
@@ -208,11 +209,13 @@ impl Obj {
 
     /// What this object counts toward the heap's limit: one, plus one per
     /// [`BYTES_PER_OBJECT`] bytes of [`Obj::owned_bytes`].
+    #[inline]
     fn weight(&self) -> usize {
         weight_of(self.owned_bytes())
     }
 
     /// An estimate of the bytes this object occupies: its slot plus what it owns.
+    #[inline]
     fn bytes(&self) -> usize {
         let own = match self {
             Obj::Str(s) => s.capacity(),
@@ -339,6 +342,7 @@ impl Heap {
     /// [`HeapFull`] when the heap holds its limit of live objects, or would with this one
     /// (counted by its weight: see the module documentation). The owner should
     /// [`collect`](Heap::collect) and try again before reporting it.
+    #[inline]
     pub fn alloc(&mut self, obj: Obj) -> Result<Ref, HeapFull> {
         let w = obj.weight();
         if self.weight.saturating_add(w) > self.limit {
@@ -383,6 +387,7 @@ impl Heap {
     /// # Errors
     ///
     /// [`BadRef`] when `r` is stale (its object was collected).
+    #[inline]
     pub fn get(&self, r: Ref) -> Result<&Obj, BadRef> {
         self.cells.get(r).map(|c| &c.obj).ok_or(BadRef)
     }
@@ -765,6 +770,12 @@ fn print_walk(
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_fits_in_64_bytes() {
+        // Every call allocates an environment in a slot this big: keep large variants boxed.
+        assert!(std::mem::size_of::<Obj>() <= 64, "Obj is {} bytes", std::mem::size_of::<Obj>());
+    }
 
     fn list(heap: &mut Heap, items: &[Value]) -> Value {
         items.iter().rev().fold(Value::Nil, |tail, v| heap.cons(*v, tail).unwrap())

@@ -59,7 +59,7 @@ pub(crate) const QUANTUM: u64 = 2_000;
 pub enum Conc {
     /// A channel.
     #[doc(hidden)]
-    Chan(Chan),
+    Chan(Box<Chan>),
     /// A task, by id.
     #[doc(hidden)]
     Task(u64),
@@ -1234,7 +1234,7 @@ pub(crate) fn install(i: &mut Interp) {
             }
         };
         let c = Chan { cap, ..Chan::default() };
-        i.heap.alloc(Obj::Conc(Conc::Chan(c))).map(Value::Ref).map_err(|e| e.to_string())
+        i.heap.alloc(Obj::Conc(Conc::Chan(Box::new(c)))).map(Value::Ref).map_err(|e| e.to_string())
     });
     i.def_prim("chan?", (1, Some(1)), |i, a| {
         Ok(Value::Bool(chan_mut(i, a[0]).is_some() || shared_chan(i, a[0]).is_some()))
