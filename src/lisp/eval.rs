@@ -2795,7 +2795,10 @@ impl Interp {
             }
         }
         let vals = Slots::build(lambda.size, |s| {
-            s[..n].copy_from_slice(&args[..n]);
+            // A loop, not `copy_from_slice`: for a few values a call of `memcpy` costs more.
+            for (slot, a) in s.iter_mut().zip(&args[..n]) {
+                *slot = *a;
+            }
             if lambda.rest {
                 s[n] = rest;
             }
