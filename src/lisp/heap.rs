@@ -301,7 +301,7 @@ pub struct Heap {
 }
 
 /// The fewest allocations between collections, so a small heap is not collected constantly.
-const MIN_INTERVAL: usize = 100_000;
+const MIN_INTERVAL: usize = 32_768;
 
 impl Default for Heap {
     fn default() -> Self {
