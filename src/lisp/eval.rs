@@ -306,6 +306,37 @@ pub(crate) struct Known {
     /// it).
     arity_ok: bool,
     op: Op,
+    operands: Operands,
+}
+
+/// A known builtin's operands, decoded at compile time when there are one or two and each is
+/// a variable or a constant, so the common case reads them without walking expressions.
+#[derive(Debug, Clone, Copy)]
+enum Operands {
+    Other,
+    One(Operand),
+    Two(Operand, Operand),
+}
+
+/// A variable or a constant (see [`Operands`]).
+#[derive(Debug, Clone, Copy)]
+enum Operand {
+    Const(Value),
+    /// A parameter or a body's definition: environments up, slot (`Undefined` before the
+    /// definition ran: then the general path reports it).
+    Local(u32, u32),
+    Global(u32),
+}
+
+impl Operand {
+    fn of(e: &Expr) -> Option<Operand> {
+        Some(match e {
+            Expr::Const(v) => Operand::Const(*v),
+            Expr::Local(d, i) | Expr::LocalDef(d, i, ..) => Operand::Local(*d, *i),
+            Expr::Global(g, _) => Operand::Global(*g),
+            _ => return None,
+        })
+    }
 }
 
 /// The common cases of a few builtins, done in the machine itself (see [`fast_op`]); the
@@ -351,23 +382,42 @@ impl Op {
 /// pair; `None` sends the call to the builtin itself.
 #[inline(always)]
 fn fast_op(heap: &Heap, op: Op, args: &[Value]) -> Option<Value> {
-    use Value::{Bool, Int};
-    Some(match (op, args) {
-        (Op::Add, &[Int(x), Int(y)]) => Int(x.checked_add(y)?),
-        (Op::Sub, &[Int(x), Int(y)]) => Int(x.checked_sub(y)?),
-        (Op::Lt, &[Int(x), Int(y)]) => Bool(x < y),
-        (Op::Gt, &[Int(x), Int(y)]) => Bool(x > y),
-        (Op::Le, &[Int(x), Int(y)]) => Bool(x <= y),
-        (Op::Ge, &[Int(x), Int(y)]) => Bool(x >= y),
-        (Op::NumEq, &[Int(x), Int(y)]) => Bool(x == y),
-        (Op::Car | Op::Cdr | Op::PairP, &[Value::Ref(r)]) => match (op, heap.get(r)) {
+    match *args {
+        [x] => fast_op1(heap, op, x),
+        [x, y] => fast_op2(op, x, y),
+        _ => None,
+    }
+}
+
+/// [`fast_op`] of one argument, which must not be `Undefined`.
+#[inline(always)]
+fn fast_op1(heap: &Heap, op: Op, x: Value) -> Option<Value> {
+    Some(match (op, x) {
+        (Op::Car | Op::Cdr | Op::PairP, Value::Ref(r)) => match (op, heap.get(r)) {
             (Op::Car, Ok(Obj::Pair(a, _))) => *a,
             (Op::Cdr, Ok(Obj::Pair(_, d))) => *d,
-            (Op::PairP, Ok(o)) => Bool(matches!(o, Obj::Pair(..))),
+            (Op::PairP, Ok(o)) => Value::Bool(matches!(o, Obj::Pair(..))),
             _ => return None,
         },
-        (Op::NullP, &[v]) => Bool(v == Value::Nil),
-        (Op::Not, &[v]) => Bool(!truthy(v)),
+        (Op::NullP, v) => Value::Bool(v == Value::Nil),
+        (Op::Not, v) => Value::Bool(!truthy(v)),
+        _ => return None,
+    })
+}
+
+/// [`fast_op`] of two arguments.
+#[inline(always)]
+fn fast_op2(op: Op, x: Value, y: Value) -> Option<Value> {
+    use Value::{Bool, Int};
+    let (Int(x), Int(y)) = (x, y) else { return None };
+    Some(match op {
+        Op::Add => Int(x.checked_add(y)?),
+        Op::Sub => Int(x.checked_sub(y)?),
+        Op::Lt => Bool(x < y),
+        Op::Gt => Bool(x > y),
+        Op::Le => Bool(x <= y),
+        Op::Ge => Bool(x >= y),
+        Op::NumEq => Bool(x == y),
         _ => return None,
     })
 }
@@ -1325,7 +1375,7 @@ impl Interp {
     pub(crate) fn call_expr(&self, parts: Rc<[Rc<Expr>]>, loc: Loc) -> Expr {
         let simple = parts.iter().all(|p| simple(p));
         let n = parts.len() - 1;
-        let callee = match &*parts[0] {
+        let mut callee = match &*parts[0] {
             Expr::Lambda(l) => Callee::Lambda(l.clone()),
             Expr::Global(g, _) => match self.known(self.globals[*g as usize], n) {
                 Some(k) => Callee::Prim(Known { global: Some(*g), ..k }),
@@ -1334,6 +1384,13 @@ impl Interp {
             Expr::Const(v) => self.known(*v, n).map_or(Callee::Unknown, Callee::Prim),
             _ => Callee::Unknown,
         };
+        if let Callee::Prim(k) = &mut callee {
+            k.operands = match parts[1..].iter().map(|p| Operand::of(p)).collect::<Vec<_>>()[..] {
+                [Some(a)] => Operands::One(a),
+                [Some(a), Some(b)] => Operands::Two(a, b),
+                _ => Operands::Other,
+            };
+        }
         Expr::Call(Rc::new(Call { parts, loc, simple, callee }))
     }
 
@@ -1346,7 +1403,8 @@ impl Interp {
             return None;
         };
         let arity_ok = n >= *min && max.is_none_or(|m| n <= m);
-        Some(Known { global: None, value: r, f: *f, name, arity_ok, op: Op::of(name) })
+        let operands = Operands::Other;
+        Some(Known { global: None, value: r, f: *f, name, arity_ok, op: Op::of(name), operands })
     }
 
     /// A procedure of `params` whose body `f` compiles, called at once with `inits`.
@@ -2233,12 +2291,51 @@ impl Interp {
     fn inline(&mut self, e: &Expr, env: Option<Ref>) -> Result<Option<Value>, Fail> {
         match e {
             Expr::Call(c) if c.simple => match &c.callee {
-                Callee::Prim(k) => self.inline_known(c, k, env),
+                Callee::Prim(k) => {
+                    if let Some(v) = self.quick(k, env) {
+                        return Ok(Some(v));
+                    }
+                    self.inline_known(c, k, env)
+                }
                 Callee::Unknown => self.inline_call(&c.parts, &c.loc, env),
                 Callee::Global | Callee::Lambda(_) => Ok(None),
             },
             e if simple(e) => self.atom(e, env).map(Some),
             _ => Ok(None),
+        }
+    }
+
+    /// The common case of a known builtin on decoded operands (see [`Operands`]), done with
+    /// as little as it takes; `None` when it is not that case (then the general path runs,
+    /// from the start: reading a variable or a constant changes nothing).
+    #[inline(always)]
+    fn quick(&self, k: &Known, env: Option<Ref>) -> Option<Value> {
+        match k.operands {
+            Operands::Two(a, b) if self.still(k) => {
+                let (x, y) = match (a, b) {
+                    // Two variables of the same environment: one lookup.
+                    (Operand::Local(0, i), Operand::Local(0, j)) => {
+                        let vals = self.env_at(env, 0)?.vals.get();
+                        (*vals.get(i as usize)?, *vals.get(j as usize)?)
+                    }
+                    _ => (self.operand(a, env), self.operand(b, env)),
+                };
+                fast_op2(k.op, x, y)
+            }
+            Operands::One(a) if self.still(k) => match self.operand(a, env) {
+                Value::Undefined => None,
+                x => fast_op1(&self.heap, k.op, x),
+            },
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn operand(&self, o: Operand, env: Option<Ref>) -> Value {
+        match o {
+            Operand::Const(v) => v,
+            Operand::Local(d, i) => self.local(env, d, i),
+            Operand::Global(g) => self.globals[g as usize],
         }
     }
 
