@@ -166,7 +166,28 @@ impl<K: Key, V> Region<K, V> {
     /// assert_eq!(region[key], 'x');
     /// ```
     pub fn insert(&mut self, value: V) -> K {
-        self.insert_with_key(|_| value)
+        // `insert_with_key` without the closure: nothing can fail between choosing the slot and
+        // filling it, so the slot is found once.
+        if self.free_head == NONE {
+            assert!(self.used < NONE, "region is full: all u32::MAX slot indices are taken");
+            if self.used as usize == self.capacity {
+                self.add_chunk();
+            }
+            let idx = self.used;
+            *self.slot_mut(idx) = Slot::Occupied { version: 1, value };
+            self.used += 1;
+            self.len += 1;
+            return make_key(idx, 1);
+        }
+        let idx = self.free_head;
+        let slot = self.slot_mut(idx);
+        let Slot::Vacant { version, next_free } = *slot else {
+            unreachable!("the free list holds only vacant slots")
+        };
+        *slot = Slot::Occupied { version: version + 1, value };
+        self.free_head = next_free;
+        self.len += 1;
+        make_key(idx, version + 1)
     }
 
     /// Inserts the value that `f` builds from the value's own key, and returns that key.
