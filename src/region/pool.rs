@@ -406,18 +406,33 @@ impl<K: Key, V> Region<K, V> {
     /// assert_eq!(region.values().copied().collect::<Vec<_>>(), [0, 20, 40, 60, 80]);
     /// ```
     pub fn retain<F: FnMut(K, &mut V) -> bool>(&mut self, mut f: F) {
-        for idx in 0..self.used {
-            if self.len == 0 {
-                return;
+        // Chunk by chunk, so a slot is not located from its index each time (a collector
+        // sweeps every slot of its heap this way).
+        let Region { chunks, used, free_head, len, retired, .. } = self;
+        let mut idx = 0u32;
+        for chunk in chunks.iter_mut() {
+            for slot in chunk.iter_mut() {
+                if idx == *used || *len == 0 {
+                    return;
+                }
+                let i = idx;
+                idx += 1;
+                let Slot::Occupied { version, value } = slot else { continue };
+                let version = *version;
+                if f(make_key(i, version), value) {
+                    continue;
+                }
+                // As in `release`, and as in `delete_in_place`: the bookkeeping first, then
+                // the value is dropped in place.
+                *len -= 1;
+                let vacated = if version == u32::MAX {
+                    *retired += 1;
+                    Slot::Retired
+                } else {
+                    Slot::Vacant { version: version + 1, next_free: mem::replace(free_head, i) }
+                };
+                *slot = vacated;
             }
-            let Slot::Occupied { version, value } = self.slot_mut(idx) else { continue };
-            let version = *version;
-            if f(make_key(idx, version), value) {
-                continue;
-            }
-            let vacated = self.release(idx, version);
-            // As in `delete_in_place`: dropped in place, bookkeeping done first.
-            *self.slot_mut(idx) = vacated;
         }
     }
 
