@@ -297,6 +297,9 @@ pub struct Heap {
     survivors: usize,
     /// The weight of the heaviest object allocated since the last collection.
     heaviest: usize,
+    /// [`Heap::should_collect`], kept up to date by everything that changes what it reads, so
+    /// the evaluator's check between steps is one load.
+    due: bool,
     stats: HeapStats,
 }
 
@@ -325,6 +328,7 @@ impl Heap {
             since_collect: 0,
             survivors: 0,
             heaviest: 0,
+            due: false,
             stats: HeapStats::default(),
         }
     }
@@ -333,6 +337,7 @@ impl Heap {
     /// collection brings it under).
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
+        self.due = self.collection_due();
     }
 
     /// Allocates `obj`.
@@ -353,6 +358,7 @@ impl Heap {
         self.since_collect += w;
         self.heaviest = self.heaviest.max(w);
         self.stats.allocated += 1;
+        self.due = self.collection_due();
         Ok(self.cells.insert(Cell { marked: false, obj }))
     }
 
@@ -403,6 +409,7 @@ impl Heap {
         let out = f(&mut cell.obj);
         self.bytes = self.bytes - bytes + cell.obj.bytes();
         self.weight = self.weight - weight + cell.obj.weight();
+        self.due = self.collection_due();
         Ok(out)
     }
 
@@ -413,7 +420,12 @@ impl Heap {
     /// such one) before the next chance to collect. Near the limit it waits until a quarter of
     /// the room the last collection left has been allocated: when what survived is itself near
     /// the limit, collecting at every step would make each step cost a whole collection.
+    #[inline]
     pub fn should_collect(&self) -> bool {
+        self.due
+    }
+
+    fn collection_due(&self) -> bool {
         let headroom = (self.limit / 8).max(16).max(self.heaviest);
         let room_left = self.limit.saturating_sub(self.survivors);
         self.since_collect >= self.survivors.max(MIN_INTERVAL)
@@ -456,6 +468,7 @@ impl Heap {
         self.survivors = weight;
         self.since_collect = 0;
         self.heaviest = 0;
+        self.due = self.collection_due();
         self.stats.collections += 1;
         self.stats.freed += freed as u64;
         freed
