@@ -2343,8 +2343,10 @@ impl Interp {
     #[inline(always)]
     fn still(&self, k: &Known) -> bool {
         k.arity_ok
-            && k.global
-                .is_none_or(|g| matches!(self.globals[g as usize], Value::Ref(r) if r == k.value))
+            && match k.global {
+                None => true,
+                Some(g) => matches!(self.globals[g as usize], Value::Ref(r) if r == k.value),
+            }
     }
 
     /// [`Interp::inline`] of a call of a known builtin on simple operands.

@@ -247,6 +247,7 @@ impl<K: Key, V> Region<K, V> {
     /// assert_eq!(region.get(key), Some(&1));
     /// assert_eq!(region.get(DefaultKey::null()), None);
     /// ```
+    #[inline]
     pub fn get(&self, key: K) -> Option<&V> {
         let (idx, version) = split_key(key);
         match self.used_slot(idx)? {
