@@ -27,6 +27,28 @@
 //!   written in Lisp gets a frame.
 //! - A frame is popped to be resumed, so resuming never copies it; a captured continuation
 //!   owns its own copy of its frames, so it can be resumed any number of times.
+//! - A step goes on into an `if`'s chosen branch, and into a sequence's last item, when what
+//!   comes before them evaluates in place: code has no loop without a call, so a step stays
+//!   bounded by the size of the code, and a loop still takes at least one step per iteration
+//!   (which is what fuel counts and where the collector and the scheduler get their turn).
+//!
+//! # What the compiler knows of a call
+//!
+//! Each call records what its operator was when it was compiled ([`Callee`]), and uses it only
+//! to go faster, never to behave differently:
+//!
+//! - A global that held a builtin: the call checks that the global still holds that builtin
+//!   (one compare of a generational reference) and calls it without looking it up in the heap.
+//!   For `+`, `-`, the comparisons, `car`, `cdr`, `null?`, `pair?` and `not`, the common case
+//!   (two integers that do not overflow, a pair) is done in the machine, on operands decoded
+//!   at compile time when they are variables or constants; anything else (floats, overflow, a
+//!   wrong type or count, a rebound global) goes to the builtin as before, with its errors.
+//! - A `lambda` written in place, as `let` compiles: its body runs in a new environment and no
+//!   closure is made.
+//! - A global that held no builtin (a procedure written in Lisp, or one not defined yet): the
+//!   call is not tried in place.
+//!
+//! `tests/lisp/known_builtins.olisp` checks these against the general path.
 //!
 //! # Delimited continuations: what they cost
 //!
