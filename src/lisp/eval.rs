@@ -2309,19 +2309,44 @@ impl Interp {
 
     /// Evaluates `e` in place if it is simple or a call of a builtin on simple operands;
     /// `None` (having done nothing) otherwise.
-    #[inline]
+    ///
+    /// The cases that need no work (a constant, a global, a call that cannot be done in place)
+    /// are answered here, in the caller; the rest in [`Interp::inline_work`].
+    #[inline(always)]
     fn inline(&mut self, e: &Expr, env: Option<Ref>) -> Result<Option<Value>, Fail> {
         match e {
+            Expr::Const(v) => Ok(Some(*v)),
+            Expr::Global(g, _) if !matches!(self.globals[*g as usize], Value::Undefined) => {
+                Ok(Some(self.globals[*g as usize]))
+            }
             Expr::Call(c) if c.simple => match &c.callee {
-                Callee::Prim(k) => {
-                    if let Some(v) = self.quick(k, env) {
-                        return Ok(Some(v));
-                    }
-                    self.inline_known(c, k, env)
-                }
+                Callee::Prim(k) => self.inline_prim(c, k, env),
                 Callee::Unknown => self.inline_call(&c.parts, &c.loc, env),
                 Callee::Global | Callee::Lambda(_) => Ok(None),
             },
+            Expr::Call(_) => Ok(None),
+            _ => self.inline_work(e, env),
+        }
+    }
+
+    /// [`Interp::inline`] of a call of a known builtin.
+    #[inline(never)]
+    fn inline_prim(
+        &mut self,
+        c: &Call,
+        k: &Known,
+        env: Option<Ref>,
+    ) -> Result<Option<Value>, Fail> {
+        if let Some(v) = self.quick(k, env) {
+            return Ok(Some(v));
+        }
+        self.inline_known(c, k, env)
+    }
+
+    /// [`Interp::inline`] of a variable, a `lambda`, an unbound global.
+    #[inline(never)]
+    fn inline_work(&mut self, e: &Expr, env: Option<Ref>) -> Result<Option<Value>, Fail> {
+        match e {
             e if simple(e) => self.atom(e, env).map(Some),
             _ => Ok(None),
         }
