@@ -1407,11 +1407,12 @@ impl Interp {
             _ => Callee::Unknown,
         };
         if let Callee::Prim(k) = &mut callee {
-            k.operands = match parts[1..].iter().map(|p| Operand::of(p)).collect::<Vec<_>>()[..] {
-                [Some(a)] => Operands::One(a),
-                [Some(a), Some(b)] => Operands::Two(a, b),
-                _ => Operands::Other,
-            };
+            k.operands = match &parts[1..] {
+                [a] => Operand::of(a).map(Operands::One),
+                [a, b] => Operand::of(a).zip(Operand::of(b)).map(|(a, b)| Operands::Two(a, b)),
+                _ => None,
+            }
+            .unwrap_or(Operands::Other);
         }
         Expr::Call(Rc::new(Call { parts, loc, simple, callee }))
     }
@@ -2578,19 +2579,13 @@ impl Interp {
                     self.push(FrameKind::SetGlobal(*g), Some(loc))?;
                     State::Eval(v.clone(), env)
                 }
-                Expr::Seq(es) => {
-                    let last = es.len() - 1;
-                    let mut i = 0;
-                    while i < last && self.inline(&es[i], env)?.is_some() {
-                        i += 1;
-                    }
-                    if i == last {
-                        e = &es[last];
+                Expr::Seq(es) => match self.seq(es, 0, env)? {
+                    Some(s) => s,
+                    None => {
+                        e = &es[es.len() - 1];
                         continue;
                     }
-                    self.push(FrameKind::Seq(es.clone(), i + 1, env), None)?;
-                    State::Eval(es[i].clone(), env)
-                }
+                },
                 Expr::And(es) => self.and_or(es, 0, true, env)?,
                 Expr::Or(es) => self.and_or(es, 0, false, env)?,
                 Expr::Call(c) => {
@@ -2622,15 +2617,22 @@ impl Interp {
     }
 
     /// A sequence from item `i`: items before the last that evaluate in place need no frame.
-    fn seq(&mut self, es: &Rc<[Rc<Expr>]>, mut i: usize, env: Option<Ref>) -> Result<State, Fail> {
+    /// The first that needs a step begins (a frame for the rest pushed); `None` when only the
+    /// last is left, for the caller to evaluate.
+    fn seq(
+        &mut self,
+        es: &Rc<[Rc<Expr>]>,
+        mut i: usize,
+        env: Option<Ref>,
+    ) -> Result<Option<State>, Fail> {
         while i + 1 < es.len() {
             if self.inline(&es[i], env)?.is_none() {
                 self.push(FrameKind::Seq(es.clone(), i + 1, env), None)?;
-                return Ok(State::Eval(es[i].clone(), env));
+                return Ok(Some(State::Eval(es[i].clone(), env)));
             }
             i += 1;
         }
-        Ok(State::Eval(es[i].clone(), env))
+        Ok(None)
     }
 
     fn and_or(
@@ -2665,7 +2667,10 @@ impl Interp {
                 self.args(&call, done, env)?
             }
             FrameKind::If(t, f, env) => State::Eval(if truthy(v) { t } else { f }, env),
-            FrameKind::Seq(es, i, env) => self.seq(&es, i, env)?,
+            FrameKind::Seq(es, i, env) => match self.seq(&es, i, env)? {
+                Some(s) => s,
+                None => State::Eval(es[es.len() - 1].clone(), env),
+            },
             FrameKind::And(es, i, env) => {
                 if truthy(v) {
                     self.and_or(&es, i, true, env)?

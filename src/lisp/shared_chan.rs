@@ -430,6 +430,17 @@ fn to_receiver(st: &mut ChanState, chan: &Arc<SharedChan>, mut pkg: Migrant) -> 
     Some(pkg)
 }
 
+/// Hands `pkg` to a receiver or buffers it; gives it back when there is neither a receiver
+/// nor room.
+fn offer(st: &mut ChanState, chan: &Arc<SharedChan>, pkg: Migrant) -> Option<Migrant> {
+    let pkg = to_receiver(st, chan, pkg)?;
+    if st.buf.len() < st.cap {
+        st.buf.push_back(pkg);
+        return None;
+    }
+    Some(pkg)
+}
+
 /// Takes a value without waiting: from the buffer (a blocked sender's value then takes the
 /// freed place) or from a blocked sender, whose send then happened.
 fn take_now(st: &mut ChanState) -> Option<Migrant> {
@@ -540,18 +551,10 @@ impl Interp {
         v: Value,
         loc: &Loc,
     ) -> Result<State, Fail> {
-        let pkg = export(self, &[v]).map_err(|m| error_at(format!("chan-send: {m}"), Some(loc)))?;
-        let mut st = lock(&chan.st);
-        if st.closed {
-            return Err(error_at("chan-send: the channel is closed", Some(loc)));
-        }
-        let Some(pkg) = to_receiver(&mut st, &chan, pkg) else {
+        let (mut st, pkg) = self.sending(&chan, v, "chan-send", "the channel is closed", loc)?;
+        let Some(pkg) = offer(&mut st, &chan, pkg) else {
             return Ok(State::Return(Value::Unspecified));
         };
-        if st.buf.len() < st.cap {
-            st.buf.push_back(pkg);
-            return Ok(State::Return(Value::Unspecified));
-        }
         let task = self.sched.current;
         st.senders.push_back((Waiter { home: self.home(), task, select: None }, pkg));
         drop(st);
@@ -728,17 +731,9 @@ impl Interp {
         v: Value,
         loc: &Loc,
     ) -> Result<bool, Fail> {
-        let pkg = export(self, &[v]).map_err(|m| error_at(format!("select: {m}"), Some(loc)))?;
-        let mut st = lock(&chan.st);
-        if st.closed {
-            return Err(error_at("select: a send clause's channel is closed", Some(loc)));
-        }
-        let Some(pkg) = to_receiver(&mut st, chan, pkg) else { return Ok(true) };
-        if st.buf.len() < st.cap {
-            st.buf.push_back(pkg);
-            return Ok(true);
-        }
-        Ok(false)
+        let (mut st, pkg) =
+            self.sending(chan, v, "select", "a send clause's channel is closed", loc)?;
+        Ok(offer(&mut st, chan, pkg).is_none())
     }
 
     /// Queues receive clause `k` of the current task's select on `chan`, looking again under
@@ -789,11 +784,8 @@ impl Interp {
         claim: &Arc<AtomicBool>,
         loc: &Loc,
     ) -> Result<SelectReg, Fail> {
-        let pkg = export(self, &[v]).map_err(|m| error_at(format!("select: {m}"), Some(loc)))?;
-        let mut st = lock(&chan.st);
-        if st.closed {
-            return Err(error_at("select: a send clause's channel is closed", Some(loc)));
-        }
+        let (mut st, pkg) =
+            self.sending(chan, v, "select", "a send clause's channel is closed", loc)?;
         if st.receivers.is_empty() && st.buf.len() >= st.cap {
             let w = Waiter {
                 home: self.home(),
@@ -819,6 +811,24 @@ impl Interp {
             return Woke::Nothing;
         }
         self.sched.home.wait(timeout)
+    }
+
+    /// The start of every send on `chan`: `v` copied out of this heap, and the channel locked
+    /// and open. `who` names the operation in errors, `closed` says what a closed channel is.
+    fn sending<'c>(
+        &mut self,
+        chan: &'c SharedChan,
+        v: Value,
+        who: &str,
+        closed: &str,
+        loc: &Loc,
+    ) -> Result<(MutexGuard<'c, ChanState>, Migrant), Fail> {
+        let pkg = export(self, &[v]).map_err(|m| error_at(format!("{who}: {m}"), Some(loc)))?;
+        let st = lock(&chan.st);
+        if st.closed {
+            return Err(error_at(format!("{who}: {closed}"), Some(loc)));
+        }
+        Ok((st, pkg))
     }
 
     fn home(&self) -> Arc<Home> {
