@@ -184,7 +184,7 @@ impl<T, F: Future<Output = ()>> Gen<T, F> {
 
     /// Runs the body to its next yield (`Some`), its end (`None`), or a wait on something
     /// else (`Pending`; `cx` is woken when it is worth resuming).
-    #[inline]
+    #[inline(always)]
     pub fn resume(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         if self.done {
             return Poll::Ready(None);
