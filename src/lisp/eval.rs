@@ -214,7 +214,8 @@ thread_local! {
     static STAND_INS: (Rc<Expr>, Rc<[Rc<Expr>]>, Rc<Lambda>) = {
         let leaf = Rc::new(Expr::Const(Value::Nil));
         let loc = Loc { file: "".into(), span: Span::default() };
-        let lambda = Rc::new(Lambda { params: 0, rest: false, size: 0, body: leaf.clone(), loc });
+        let lambda = Rc::new(Lambda {
+ fast: Default::default(), params: 0, rest: false, size: 0, body: leaf.clone(), loc });
         (leaf, Rc::from(Vec::new()), lambda)
     };
 }
@@ -284,6 +285,9 @@ pub(crate) struct Lambda {
     pub(crate) size: usize,
     pub(crate) body: Rc<Expr>,
     pub(crate) loc: Loc,
+    /// Whether calls of it may take the fast path (see [`super::fast`]): not looked at yet,
+    /// yes, or no.
+    pub(crate) fast: std::cell::Cell<super::fast::Purity>,
 }
 
 /// A call: the operator, then the operands, and what the compiler knew of the operator.
@@ -318,7 +322,7 @@ pub(crate) enum Callee {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Known {
     /// The global the operator reads, checked on each call; `None` for a constant.
-    global: Option<u32>,
+    pub(super) global: Option<u32>,
     /// The builtin: a generational reference, so a global rebound to anything else, even
     /// another builtin, compares unequal (and a freed one's slot, reused, has a new version).
     value: Ref,
@@ -327,14 +331,14 @@ pub(crate) struct Known {
     /// Whether the call's operand count suits the builtin (when not, the general path reports
     /// it).
     arity_ok: bool,
-    op: Op,
-    operands: Operands,
+    pub(super) op: Op,
+    pub(super) operands: Operands,
 }
 
 /// A known builtin's operands, decoded at compile time when there are one or two and each is
 /// a variable or a constant, so the common case reads them without walking expressions.
 #[derive(Debug, Clone, Copy)]
-enum Operands {
+pub(super) enum Operands {
     Other,
     One(Operand),
     Two(Operand, Operand),
@@ -342,7 +346,7 @@ enum Operands {
 
 /// A variable or a constant (see [`Operands`]).
 #[derive(Debug, Clone, Copy)]
-enum Operand {
+pub(super) enum Operand {
     Const(Value),
     /// A parameter or a body's definition: environments up, slot (`Undefined` before the
     /// definition ran: then the general path reports it).
@@ -364,7 +368,7 @@ impl Operand {
 /// The common cases of a few builtins, done in the machine itself (see [`fast_op`]); the
 /// builtin is called for everything else, so every error and float case stays its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(super) enum Op {
     Other,
     Add,
     Sub,
@@ -413,7 +417,7 @@ fn fast_op(heap: &Heap, op: Op, args: &[Value]) -> Option<Value> {
 
 /// [`fast_op`] of one argument, which must not be `Undefined`.
 #[inline(always)]
-fn fast_op1(heap: &Heap, op: Op, x: Value) -> Option<Value> {
+pub(super) fn fast_op1(heap: &Heap, op: Op, x: Value) -> Option<Value> {
     Some(match (op, x) {
         (Op::Car | Op::Cdr | Op::PairP, Value::Ref(r)) => match (op, heap.get(r)) {
             (Op::Car, Ok(Obj::Pair(a, _))) => *a,
@@ -429,7 +433,7 @@ fn fast_op1(heap: &Heap, op: Op, x: Value) -> Option<Value> {
 
 /// [`fast_op`] of two arguments.
 #[inline(always)]
-fn fast_op2(op: Op, x: Value, y: Value) -> Option<Value> {
+pub(super) fn fast_op2(op: Op, x: Value, y: Value) -> Option<Value> {
     use Value::{Bool, Int};
     let (Int(x), Int(y)) = (x, y) else { return None };
     Some(match op {
@@ -805,7 +809,7 @@ pub struct Interp {
     /// Values compiled code refers to (quoted data): always reachable.
     pub(crate) constants: Vec<Value>,
     pub(crate) limits: Limits,
-    steps: u64,
+    pub(super) steps: u64,
     out: String,
     /// Print straight to standard output instead of collecting it.
     pub(crate) to_stdout: bool,
@@ -814,6 +818,14 @@ pub struct Interp {
     scopes: Vec<Scope>,
     /// Vectors for call operands, reused from call to call.
     arg_pool: Vec<Vec<Value>>,
+    /// The fast path's arguments and locals (see [`super::fast`]); empty between its tries.
+    pub(super) fast_vals: Vec<Value>,
+    /// The fast path's call in tail position, waiting for its procedure's loop.
+    pub(super) fast_tail: Option<super::fast::TailCall>,
+    /// The lowest host stack address the fast path may reach (0 outside a try).
+    pub(super) fast_limit: usize,
+    /// The closure the fast path called last, with its code and environment.
+    pub(super) fast_memo: Option<(Ref, Rc<Lambda>, Option<Ref>)>,
     /// The running task's continuation: frames, innermost last.
     pub(crate) stack: Vec<Frame>,
     /// The green tasks and their scheduler.
@@ -959,6 +971,10 @@ impl Interp {
             compile_depth: 0,
             scopes: Vec::new(),
             arg_pool: Vec::new(),
+            fast_vals: Vec::new(),
+            fast_tail: None,
+            fast_limit: 0,
+            fast_memo: None,
             stack: Vec::new(),
             sched: super::tasks::Sched::default(),
             wind_ids: 0,
@@ -1355,6 +1371,7 @@ impl Interp {
         vars.extend(rest);
         let (body, size) = self.in_scope(Scope::params(vars), |c| c.body(body, file, whole))?;
         Ok(Rc::new(Lambda {
+            fast: Default::default(),
             params,
             rest: rest.is_some(),
             size,
@@ -1440,7 +1457,14 @@ impl Interp {
     ) -> Result<Rc<Expr>, Fail> {
         let n = params.len();
         let (body, size) = self.in_scope(Scope::params(params), f)?;
-        let lam = Rc::new(Lambda { params: n, rest: false, size, body, loc: loc.clone() });
+        let lam = Rc::new(Lambda {
+            fast: Default::default(),
+            params: n,
+            rest: false,
+            size,
+            body,
+            loc: loc.clone(),
+        });
         Ok(self.call_of(lam, inits, loc))
     }
 
@@ -1458,13 +1482,26 @@ impl Interp {
         let (thunk_body, size) = self.in_scope(scope, |c| {
             let n = params.len();
             let (body, size) = c.in_scope(Scope::params(params), body)?;
-            let lam = Rc::new(Lambda { params: n, rest: false, size, body, loc: loc.clone() });
+            let lam = Rc::new(Lambda {
+                fast: Default::default(),
+                params: n,
+                rest: false,
+                size,
+                body,
+                loc: loc.clone(),
+            });
             let set = Rc::new(Expr::SetLocal(0, 0, Rc::new(Expr::Lambda(lam))));
             let get = Rc::new(Expr::Local(0, 0));
             Ok(Rc::new(Expr::Seq(vec![set, get].into())))
         })?;
-        let thunk =
-            Rc::new(Lambda { params: 0, rest: false, size, body: thunk_body, loc: loc.clone() });
+        let thunk = Rc::new(Lambda {
+            fast: Default::default(),
+            params: 0,
+            rest: false,
+            size,
+            body: thunk_body,
+            loc: loc.clone(),
+        });
         let make = self.call_of(thunk, Vec::new(), loc.clone());
         let mut call = vec![make];
         call.extend(inits);
@@ -1681,7 +1718,14 @@ impl Interp {
                 seq.push(c.body(body, file, d)?);
                 Ok(Rc::new(Expr::Seq(seq.into())))
             })?;
-            let lam = Rc::new(Lambda { params: 0, rest: false, size, body, loc: loc.clone() });
+            let lam = Rc::new(Lambda {
+                fast: Default::default(),
+                params: 0,
+                rest: false,
+                size,
+                body,
+                loc: loc.clone(),
+            });
             return Ok(self.call_of(lam, Vec::new(), loc));
         }
         if h == s.quasiquote {
@@ -1752,8 +1796,14 @@ impl Interp {
             let (handler, size) = self.in_scope(Scope::params(vec![var]), |c| {
                 c.cond_clauses(clauses, file, Some((var, loc.clone())))
             })?;
-            let lam =
-                Rc::new(Lambda { params: 1, rest: false, size, body: handler, loc: loc.clone() });
+            let lam = Rc::new(Lambda {
+                fast: Default::default(),
+                params: 1,
+                rest: false,
+                size,
+                body: handler,
+                loc: loc.clone(),
+            });
             return Ok(Rc::new(Expr::Guard(body, lam)));
         }
         if h == s.define_syntax {
@@ -2087,7 +2137,7 @@ impl Interp {
     }
 
     #[inline]
-    fn local(&self, env: Option<Ref>, depth: u32, i: u32) -> Value {
+    pub(super) fn local(&self, env: Option<Ref>, depth: u32, i: u32) -> Value {
         self.env_at(env, depth).map_or(Value::Undefined, |e| e.vals.get()[i as usize])
     }
 
@@ -2389,7 +2439,7 @@ impl Interp {
 
     /// Whether the builtin `k` is still what the call makes.
     #[inline(always)]
-    fn still(&self, k: &Known) -> bool {
+    pub(super) fn still(&self, k: &Known) -> bool {
         k.arity_ok
             && match k.global {
                 None => true,
@@ -2864,6 +2914,11 @@ impl Interp {
         match self.heap.get(r) {
             Ok(Obj::Closure(c)) => {
                 let (lambda, cenv) = (c.lambda.clone(), c.env);
+                if args.len() == lambda.params && lambda.is_pure() && self.fast_allowed() {
+                    if let Some(v) = self.try_fast(&lambda, cenv, args) {
+                        return Ok(State::Return(v));
+                    }
+                }
                 self.enter(&lambda, cenv, args, loc)
             }
             Ok(Obj::Prim(p)) => {

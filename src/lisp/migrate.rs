@@ -597,6 +597,7 @@ pub(crate) fn import(
         let x = match c {
             Code::Proc { params, rest, size, body, loc: l } => {
                 built.push(Built::Lambda(Rc::new(Lambda {
+                    fast: Default::default(),
                     params: *params,
                     rest: *rest,
                     size: *size,

@@ -40,6 +40,7 @@
 mod builtins;
 mod datum;
 mod eval;
+mod fast;
 mod generator;
 pub mod heap;
 mod migrate;

@@ -239,6 +239,13 @@ pub(crate) struct Sched {
     pub(crate) home: Arc<Home>,
 }
 
+impl Sched {
+    /// Whether the main task is the only one.
+    pub(crate) fn alone(&self) -> bool {
+        self.live == 0
+    }
+}
+
 impl Drop for Sched {
     fn drop(&mut self) {
         // Nothing can be delivered here any more; what was, goes back to its channels.

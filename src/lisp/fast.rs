@@ -1,0 +1,405 @@
+//! The fast path: calls of pure procedures, run on the host stack.
+//!
+//! A numeric program spends its time in procedures that only compute: they read variables, do
+//! integer arithmetic and comparisons, take `car`s and `cdr`s, branch, and call procedures like
+//! themselves. For those, the machine's generality is all overhead: an environment object
+//! allocated on the heap per call, a heap frame per pending operand, a generational heap lookup
+//! per variable, a step through the run loop per call. Nothing can capture a continuation
+//! inside such a procedure, nothing observes its environments, and nothing it does changes
+//! any state.
+//!
+//! So when the machine calls a closure whose code is *pure* (below), it first tries the call
+//! here: a recursive evaluator over the same compiled code, with arguments and locals on a
+//! value stack (`Interp::fast_vals`) instead of in heap environments, tail calls as a loop (so
+//! a loop runs in constant space here too), and other calls nested on the host stack.
+//!
+//! # Pure code
+//!
+//! A procedure is pure when it takes a fixed number of arguments and its body is built only
+//! of constants, variable reads, `if`, `begin`, `and`, `or`, `let` (a `lambda` called in
+//! place, itself pure), calls of the builtins the machine does itself (`+ - < > <= >= = car
+//! cdr null? pair? not`, with one or two operands), and calls whose operator is a variable or
+//! an expression of the same kinds (checked when the call runs: the value must be a pure
+//! closure taking that many arguments). A `lambda` expression, `set!`, a definition,
+//! `prompt`, `control`, `guard` and every other builtin make a procedure impure. Expressions
+//! nested deeper than [`MAX_NESTING`] do too, which bounds the host stack one call takes.
+//! Each procedure is looked at once, on its first call, and the answer is kept in its
+//! [`Lambda`].
+//!
+//! # Giving up is always safe
+//!
+//! A try gives up whenever anything is not the common case: an operand that is not an
+//! integer, or a sum that overflows; a variable read before its definition; an operator that
+//! is not a pure closure of the right arity; a builtin whose global was rebound; calls nested
+//! deeper than the host stack allows ([`STACK_RESERVE`]) or than the frame limit leaves room
+//! for. Pure code allocates nothing, writes no variable, global or object, and prints
+//! nothing, so a try that gives up has changed nothing but the time, and the machine then
+//! makes the same call the ordinary way, from the start: every error, with its location and
+//! backtrace, the frame limit and recursion 10^6 deep all come from the machine as before.
+//! A procedure whose try gave up is not tried again, so a call that would always give up (a
+//! recursion too deep for the host stack) wastes its work once.
+//!
+//! # When it is not tried
+//!
+//! - Under a fuel limit: a budget counted in machine steps stays exact.
+//! - While other tasks exist: a long computation here would not give them turns.
+//!
+//! # Invariants
+//!
+//! - The fast path never allocates on the heap, so no collection is due because of it and
+//!   the values on `fast_vals` need not be roots; it runs within one step of the machine.
+//! - A try leaves `fast_vals` as it found it.
+//! - Continuation frames stay heap data: nothing on the host stack here is ever captured,
+//!   because pure code cannot reach `control`, `call/cc` or a task switch.
+
+use std::rc::Rc;
+
+use super::eval::{
+    fast_op1, fast_op2, truthy, Call, Callee, Expr, Interp, Known, Lambda, Op, Operand, Operands,
+};
+use super::heap::{Obj, Ref, Value};
+
+/// What is known of a procedure's code (kept in its [`Lambda`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Purity {
+    /// Not looked at yet.
+    #[default]
+    Unknown,
+    /// Pure: its calls are tried here.
+    Pure,
+    /// Impure, or a try of it gave up: its calls go to the machine.
+    No,
+}
+
+/// Deepest nesting of expressions in a pure body.
+const MAX_NESTING: u32 = 48;
+/// Host stack left below which a nested call gives up (the machine, whose frames are heap
+/// data, then makes it).
+const STACK_RESERVE: usize = 256 * 1024;
+/// Host stack the fast path may use when the stack's size is not known.
+const FALLBACK_STACK: usize = 512 * 1024;
+
+/// A try gave up; the machine makes the call instead.
+struct GiveUp;
+
+/// A value, or a give-up (16 bytes: `Value`'s spare tags hold the error, so it comes back in
+/// registers).
+type Fx<T> = Result<T, GiveUp>;
+
+/// What an expression in tail position gives when it ends in a call: the call is not made but
+/// left in `Interp::fast_tail` for the procedure's loop to make in its place. Pure code never
+/// has this value otherwise (reading a variable that holds it gives up).
+const TAIL: Value = Value::Undefined;
+
+/// The variables of one procedure call or `let`: slots from `base` on the value stack.
+struct Locals<'a> {
+    base: usize,
+    parent: Parent<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Parent<'a> {
+    /// The environment a closure closed over: heap data.
+    Heap(Option<Ref>),
+    /// The enclosing `let` or call, here.
+    Fast(&'a Locals<'a>),
+}
+
+/// A call in tail position, waiting for its procedure's loop: the procedure, the environment
+/// it closed over, and where its arguments begin on the value stack.
+pub(super) struct TailCall(Rc<Lambda>, Option<Ref>, usize);
+
+impl Lambda {
+    /// Whether calls of this procedure are tried on the fast path (looked at once).
+    #[inline(always)]
+    pub(crate) fn is_pure(&self) -> bool {
+        match self.fast.get() {
+            Purity::Pure => true,
+            Purity::No => false,
+            Purity::Unknown => self.look(),
+        }
+    }
+
+    #[cold]
+    fn look(&self) -> bool {
+        let p = !self.rest && pure(&self.body, 0);
+        self.fast.set(if p { Purity::Pure } else { Purity::No });
+        p
+    }
+}
+
+/// Whether `e`, nested `depth` deep, is pure code (see the module documentation).
+fn pure(e: &Expr, depth: u32) -> bool {
+    if depth > MAX_NESTING {
+        return false;
+    }
+    let d = depth + 1;
+    match e {
+        Expr::Const(_) | Expr::Local(..) | Expr::LocalDef(..) | Expr::Global(..) => true,
+        Expr::If(c, t, f) => pure(c, d) && pure(t, d) && pure(f, d),
+        Expr::Seq(es) | Expr::And(es) | Expr::Or(es) => es.iter().all(|e| pure(e, d)),
+        Expr::Call(c) => {
+            let operands = &c.parts[1..];
+            operands.iter().all(|e| pure(e, d))
+                && match &c.callee {
+                    Callee::Prim(k) => k.op != Op::Other && matches!(operands.len(), 1 | 2),
+                    Callee::Lambda(l) => !l.rest && l.params == operands.len() && pure(&l.body, d),
+                    Callee::Global | Callee::Unknown => pure(&c.parts[0], d),
+                }
+        }
+        _ => false,
+    }
+}
+
+/// `v`, or a give-up when it is a variable not defined yet.
+#[inline(always)]
+fn defined(v: Value) -> Fx<Value> {
+    match v {
+        Value::Undefined => Err(GiveUp),
+        v => Ok(v),
+    }
+}
+
+impl Interp {
+    /// Whether calls may be tried on the fast path now: no fuel limit, no other task.
+    #[inline]
+    pub(super) fn fast_allowed(&self) -> bool {
+        self.limits.fuel.is_none() && self.sched.alone()
+    }
+
+    /// Tries the call of `lambda` (pure, taking `args.len()` arguments) closed over `cenv`.
+    /// `None` when it gave up: nothing has changed, and the machine makes the call.
+    pub(super) fn try_fast(
+        &mut self,
+        lambda: &Rc<Lambda>,
+        cenv: Option<Ref>,
+        args: &[Value],
+    ) -> Option<Value> {
+        // The lowest address the host stack may reach here: a local's address is the stack
+        // pointer near enough, and a call nested below the limit gives up.
+        let here = &args as *const _ as usize;
+        let limit = match stacker::remaining_stack() {
+            Some(left) => here.saturating_sub(left.saturating_sub(STACK_RESERVE)),
+            None => here.saturating_sub(FALLBACK_STACK),
+        };
+        let outer = std::mem::replace(&mut self.fast_limit, limit.max(1));
+        let base = self.fast_vals.len();
+        self.fast_vals.extend_from_slice(args);
+        let r = self.fast_run(lambda.clone(), cenv, base, 0);
+        self.fast_vals.truncate(base);
+        self.fast_tail = None;
+        self.fast_memo = None;
+        self.fast_limit = outer;
+        match r {
+            Ok(v) => Some(v),
+            Err(GiveUp) => {
+                lambda.fast.set(Purity::No);
+                None
+            }
+        }
+    }
+
+    /// Runs a procedure whose arguments are on the value stack from `base`, `depth` calls
+    /// deep, and each procedure it tail-calls in its place.
+    fn fast_run(
+        &mut self,
+        mut lambda: Rc<Lambda>,
+        mut cenv: Option<Ref>,
+        base: usize,
+        depth: usize,
+    ) -> Fx<Value> {
+        loop {
+            self.steps += 1;
+            if lambda.size != lambda.params {
+                self.fast_vals.resize(base + lambda.size, Value::Undefined);
+            }
+            let locals = Locals { base, parent: Parent::Heap(cenv) };
+            let v = self.fx(&lambda.body, &locals, depth, true)?;
+            if v != TAIL {
+                self.fast_vals.truncate(base);
+                return Ok(v);
+            }
+            let TailCall(next, env, at) = self.fast_tail.take().expect("a tail call is left");
+            let n = next.params;
+            // A loop, not `copy_within`: for a few values a call of `memmove` costs more.
+            for k in 0..n {
+                self.fast_vals[base + k] = self.fast_vals[at + k];
+            }
+            self.fast_vals.truncate(base + n);
+            (lambda, cenv) = (next, env);
+        }
+    }
+
+    /// The value of `e`, not in tail position.
+    #[inline(always)]
+    fn fv(&mut self, e: &Expr, l: &Locals<'_>, depth: usize) -> Fx<Value> {
+        match e {
+            Expr::Const(v) => defined(*v),
+            Expr::Local(d, i) | Expr::LocalDef(d, i, ..) => self.fast_local(l, *d, *i),
+            Expr::Global(g, _) => defined(self.globals[*g as usize]),
+            Expr::Call(c) => match &c.callee {
+                Callee::Prim(k) => self.fast_prim(c, k, l, depth),
+                _ => self.fast_call(c, l, depth, false),
+            },
+            _ => self.fx(e, l, depth, false),
+        }
+    }
+
+    /// The value of an operand decoded at compile time.
+    #[inline(always)]
+    fn fast_operand(&self, o: Operand, l: &Locals<'_>) -> Fx<Value> {
+        match o {
+            Operand::Const(v) => defined(v),
+            Operand::Local(d, i) => self.fast_local(l, d, i),
+            Operand::Global(g) => defined(self.globals[g as usize]),
+        }
+    }
+
+    /// Evaluates `e`; a call in tail position (`tail`) is left in `fast_tail` and gives
+    /// [`TAIL`].
+    fn fx(&mut self, mut e: &Expr, l: &Locals<'_>, depth: usize, tail: bool) -> Fx<Value> {
+        loop {
+            return match e {
+                Expr::Const(v) => defined(*v),
+                Expr::Local(d, i) | Expr::LocalDef(d, i, ..) => self.fast_local(l, *d, *i),
+                Expr::Global(g, _) => defined(self.globals[*g as usize]),
+                Expr::If(c, t, f) => {
+                    e = if truthy(self.fv(c, l, depth)?) { t } else { f };
+                    continue;
+                }
+                Expr::Call(c) => match &c.callee {
+                    Callee::Prim(k) => self.fast_prim(c, k, l, depth),
+                    _ => self.fast_call(c, l, depth, tail),
+                },
+                Expr::Seq(es) => {
+                    let (last, init) = es.split_last().ok_or(GiveUp)?;
+                    for x in init {
+                        self.fv(x, l, depth)?;
+                    }
+                    e = last;
+                    continue;
+                }
+                Expr::And(es) | Expr::Or(es) => {
+                    let is_and = matches!(e, Expr::And(_));
+                    let (last, init) = es.split_last().ok_or(GiveUp)?;
+                    for x in init {
+                        let v = self.fv(x, l, depth)?;
+                        if truthy(v) != is_and {
+                            return Ok(v);
+                        }
+                    }
+                    e = last;
+                    continue;
+                }
+                _ => Err(GiveUp),
+            };
+        }
+    }
+
+    /// Variable `i` of the environment `d` up from `l`.
+    #[inline(always)]
+    fn fast_local(&self, l: &Locals<'_>, d: u32, i: u32) -> Fx<Value> {
+        if d == 0 {
+            return defined(*self.fast_vals.get(l.base + i as usize).ok_or(GiveUp)?);
+        }
+        self.fast_outer(l, d, i)
+    }
+
+    /// [`Interp::fast_local`] of an enclosing environment.
+    fn fast_outer(&self, l: &Locals<'_>, mut d: u32, i: u32) -> Fx<Value> {
+        let mut at = l;
+        loop {
+            if d == 0 {
+                return defined(*self.fast_vals.get(at.base + i as usize).ok_or(GiveUp)?);
+            }
+            match at.parent {
+                Parent::Fast(p) => {
+                    at = p;
+                    d -= 1;
+                }
+                Parent::Heap(env) => return defined(self.local(env, d - 1, i)),
+            }
+        }
+    }
+
+    /// A call of a builtin the machine does itself (see [`fast_op1`], [`fast_op2`]).
+    fn fast_prim(&mut self, c: &Call, k: &Known, l: &Locals<'_>, depth: usize) -> Fx<Value> {
+        if !self.still(k) {
+            return Err(GiveUp);
+        }
+        let v = match (k.operands, &c.parts[1..]) {
+            (Operands::Two(a, b), _) => {
+                fast_op2(k.op, self.fast_operand(a, l)?, self.fast_operand(b, l)?)
+            }
+            (Operands::One(a), _) => fast_op1(&self.heap, k.op, self.fast_operand(a, l)?),
+            (_, [a]) => {
+                let x = self.fv(a, l, depth)?;
+                fast_op1(&self.heap, k.op, x)
+            }
+            (_, [a, b]) => {
+                let x = self.fv(a, l, depth)?;
+                let y = self.fv(b, l, depth)?;
+                fast_op2(k.op, x, y)
+            }
+            _ => None,
+        };
+        v.ok_or(GiveUp)
+    }
+
+    /// A call of a procedure written in Lisp: a `let`, or a closure.
+    fn fast_call(&mut self, c: &Call, l: &Locals<'_>, depth: usize, tail: bool) -> Fx<Value> {
+        let operands = &c.parts[1..];
+        match &c.callee {
+            Callee::Prim(k) => return self.fast_prim(c, k, l, depth),
+            Callee::Lambda(lambda) => {
+                // A `let`: its variables' parent is this call's.
+                let base = self.fast_vals.len();
+                for a in operands {
+                    let v = self.fv(a, l, depth)?;
+                    self.fast_vals.push(v);
+                }
+                self.fast_vals.resize(base + lambda.size, Value::Undefined);
+                let inner = Locals { base, parent: Parent::Fast(l) };
+                let v = self.fx(&lambda.body, &inner, depth, tail)?;
+                if v != TAIL {
+                    self.fast_vals.truncate(base);
+                }
+                return Ok(v);
+            }
+            Callee::Global | Callee::Unknown => {}
+        }
+        let Value::Ref(r) = self.fv(&c.parts[0], l, depth)? else { return Err(GiveUp) };
+        let (lambda, cenv) = match &self.fast_memo {
+            // The same closure as the last call: nothing can have changed it within a try.
+            Some((m, lambda, cenv)) if *m == r => (lambda.clone(), *cenv),
+            _ => match self.heap.get(r) {
+                Ok(Obj::Closure(f)) if f.lambda.is_pure() => {
+                    let (lambda, cenv) = (f.lambda.clone(), f.env);
+                    self.fast_memo = Some((r, lambda.clone(), cenv));
+                    (lambda, cenv)
+                }
+                _ => return Err(GiveUp),
+            },
+        };
+        if lambda.params != operands.len() {
+            return Err(GiveUp);
+        }
+        let at = self.fast_vals.len();
+        for a in operands {
+            let v = self.fv(a, l, depth)?;
+            self.fast_vals.push(v);
+        }
+        if tail {
+            self.fast_tail = Some(TailCall(lambda, cenv, at));
+            return Ok(TAIL);
+        }
+        // The machine would hold at least one frame per call in progress here; the host
+        // stack must have room for one more.
+        let here = &at as *const usize as usize;
+        if self.stack.len() + depth + 1 >= self.limits.frames as usize || here < self.fast_limit {
+            return Err(GiveUp);
+        }
+        // `fast_run` leaves the value stack as it was below `at`.
+        self.fast_run(lambda, cenv, at, depth + 1)
+    }
+}
