@@ -826,6 +826,9 @@ pub struct Interp {
     pub(super) fast_limit: usize,
     /// The closure the fast path called last, with its code and environment.
     pub(super) fast_memo: Option<(Ref, Rc<Lambda>, Option<Ref>)>,
+    /// The variable of a heap environment the fast path read last: environment, depth (from
+    /// the procedure's own), slot, value.
+    pub(super) fast_var_memo: std::cell::Cell<Option<(Option<Ref>, u32, u32, Value)>>,
     /// The running task's continuation: frames, innermost last.
     pub(crate) stack: Vec<Frame>,
     /// The green tasks and their scheduler.
@@ -975,6 +978,7 @@ impl Interp {
             fast_tail: None,
             fast_limit: 0,
             fast_memo: None,
+            fast_var_memo: Default::default(),
             stack: Vec::new(),
             sched: super::tasks::Sched::default(),
             wind_ids: 0,

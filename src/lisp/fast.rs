@@ -189,6 +189,7 @@ impl Interp {
         self.fast_vals.truncate(base);
         self.fast_tail = None;
         self.fast_memo = None;
+        self.fast_var_memo.set(None);
         self.fast_limit = outer;
         match r {
             Ok(v) => Some(v),
@@ -238,7 +239,10 @@ impl Interp {
             Expr::Local(d, i) | Expr::LocalDef(d, i, ..) => self.fast_local(l, *d, *i),
             Expr::Global(g, _) => defined(self.globals[*g as usize]),
             Expr::Call(c) => match &c.callee {
-                Callee::Prim(k) => self.fast_prim(c, k, l, depth),
+                Callee::Prim(k) => match self.quick_prim(k, l) {
+                    Some(v) => Ok(v),
+                    None => self.fast_prim(c, k, l, depth),
+                },
                 _ => self.fast_call(c, l, depth, false),
             },
             _ => self.fx(e, l, depth, false),
@@ -255,6 +259,19 @@ impl Interp {
         }
     }
 
+    /// The value of an operand decoded at compile time, `Undefined` included.
+    #[inline(always)]
+    fn raw_operand(&self, o: Operand, l: &Locals<'_>) -> Value {
+        match o {
+            Operand::Const(v) => v,
+            Operand::Local(0, i) => {
+                self.fast_vals.get(l.base + i as usize).copied().unwrap_or(Value::Undefined)
+            }
+            Operand::Local(d, i) => self.fast_outer(l, d, i).unwrap_or(Value::Undefined),
+            Operand::Global(g) => self.globals[g as usize],
+        }
+    }
+
     /// Evaluates `e`; a call in tail position (`tail`) is left in `fast_tail` and gives
     /// [`TAIL`].
     fn fx(&mut self, mut e: &Expr, l: &Locals<'_>, depth: usize, tail: bool) -> Fx<Value> {
@@ -268,7 +285,10 @@ impl Interp {
                     continue;
                 }
                 Expr::Call(c) => match &c.callee {
-                    Callee::Prim(k) => self.fast_prim(c, k, l, depth),
+                    Callee::Prim(k) => match self.quick_prim(k, l) {
+                        Some(v) => Ok(v),
+                        None => self.fast_prim(c, k, l, depth),
+                    },
                     _ => self.fast_call(c, l, depth, tail),
                 },
                 Expr::Seq(es) => {
@@ -317,8 +337,36 @@ impl Interp {
                     at = p;
                     d -= 1;
                 }
-                Parent::Heap(env) => return defined(self.local(env, d - 1, i)),
+                Parent::Heap(env) => {
+                    // Nothing writes a variable within a try: the last read still holds.
+                    if let Some((e, dd, ii, v)) = self.fast_var_memo.get() {
+                        if e == env && dd == d && ii == i {
+                            return Ok(v);
+                        }
+                    }
+                    let v = defined(self.local(env, d - 1, i))?;
+                    self.fast_var_memo.set(Some((env, d, i, v)));
+                    return Ok(v);
+                }
             }
+        }
+    }
+
+    /// The common case of a builtin on operands decoded at compile time (see
+    /// [`Operands`]), done where it is called; `None` sends it to [`Interp::fast_prim`].
+    #[inline(always)]
+    fn quick_prim(&self, k: &Known, l: &Locals<'_>) -> Option<Value> {
+        if !self.still(k) {
+            return None;
+        }
+        match k.operands {
+            // Two integers or nothing: an undefined variable is not an integer.
+            Operands::Two(a, b) => fast_op2(k.op, self.raw_operand(a, l), self.raw_operand(b, l)),
+            Operands::One(a) => match self.raw_operand(a, l) {
+                Value::Undefined => None,
+                x => fast_op1(&self.heap, k.op, x),
+            },
+            Operands::Other => None,
         }
     }
 
@@ -328,8 +376,9 @@ impl Interp {
             return Err(GiveUp);
         }
         let v = match (k.operands, &c.parts[1..]) {
+            // Two integers or nothing: an undefined variable is not an integer.
             (Operands::Two(a, b), _) => {
-                fast_op2(k.op, self.fast_operand(a, l)?, self.fast_operand(b, l)?)
+                fast_op2(k.op, self.raw_operand(a, l), self.raw_operand(b, l))
             }
             (Operands::One(a), _) => fast_op1(&self.heap, k.op, self.fast_operand(a, l)?),
             (_, [a]) => {
