@@ -818,17 +818,8 @@ pub struct Interp {
     scopes: Vec<Scope>,
     /// Vectors for call operands, reused from call to call.
     arg_pool: Vec<Vec<Value>>,
-    /// The fast path's arguments and locals (see [`super::fast`]); empty between its tries.
-    pub(super) fast_vals: Vec<Value>,
-    /// The fast path's call in tail position, waiting for its procedure's loop.
-    pub(super) fast_tail: Option<super::fast::TailCall>,
-    /// The lowest host stack address the fast path may reach (0 outside a try).
-    pub(super) fast_limit: usize,
-    /// The closure the fast path called last, with its code and environment.
-    pub(super) fast_memo: Option<(Ref, Rc<Lambda>, Option<Ref>)>,
-    /// The variable of a heap environment the fast path read last: environment, depth (from
-    /// the procedure's own), slot, value.
-    pub(super) fast_var_memo: std::cell::Cell<Option<(Option<Ref>, u32, u32, Value)>>,
+    /// The fast path's state (see [`super::fast`]).
+    pub(super) fast: super::fast::Fast,
     /// The running task's continuation: frames, innermost last.
     pub(crate) stack: Vec<Frame>,
     /// The green tasks and their scheduler.
@@ -974,11 +965,7 @@ impl Interp {
             compile_depth: 0,
             scopes: Vec::new(),
             arg_pool: Vec::new(),
-            fast_vals: Vec::new(),
-            fast_tail: None,
-            fast_limit: 0,
-            fast_memo: None,
-            fast_var_memo: Default::default(),
+            fast: Default::default(),
             stack: Vec::new(),
             sched: super::tasks::Sched::default(),
             wind_ids: 0,

@@ -10,7 +10,7 @@
 //!
 //! So when the machine calls a closure whose code is *pure* (below), it first tries the call
 //! here: a recursive evaluator over the same compiled code, with arguments and locals on a
-//! value stack (`Interp::fast_vals`) instead of in heap environments, tail calls as a loop (so
+//! value stack (`Fast::vals`) instead of in heap environments, tail calls as a loop (so
 //! a loop runs in constant space here too), and other calls nested on the host stack.
 //!
 //! # Pure code
@@ -47,11 +47,12 @@
 //! # Invariants
 //!
 //! - The fast path never allocates on the heap, so no collection is due because of it and
-//!   the values on `fast_vals` need not be roots; it runs within one step of the machine.
-//! - A try leaves `fast_vals` as it found it.
+//!   the values on `Fast::vals` need not be roots; it runs within one step of the machine.
+//! - A try leaves `Fast::vals` as it found it.
 //! - Continuation frames stay heap data: nothing on the host stack here is ever captured,
 //!   because pure code cannot reach `control`, `call/cc` or a task switch.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use super::eval::{
@@ -87,7 +88,7 @@ struct GiveUp;
 type Fx<T> = Result<T, GiveUp>;
 
 /// What an expression in tail position gives when it ends in a call: the call is not made but
-/// left in `Interp::fast_tail` for the procedure's loop to make in its place. Pure code never
+/// left in `Fast::tail` for the procedure's loop to make in its place. Pure code never
 /// has this value otherwise (reading a variable that holds it gives up).
 const TAIL: Value = Value::Undefined;
 
@@ -105,9 +106,28 @@ enum Parent<'a> {
     Fast(&'a Locals<'a>),
 }
 
+/// The fast path's state in an interpreter.
+#[derive(Default)]
+pub(crate) struct Fast {
+    /// Arguments and locals of the calls in progress; empty between tries.
+    vals: Vec<Value>,
+    /// The call in tail position, waiting for its procedure's loop.
+    tail: Option<TailCall>,
+    /// The lowest host stack address a try may reach (0 outside a try).
+    limit: usize,
+    /// The closure called last, with its code and environment.
+    memo: Option<(Ref, Rc<Lambda>, Option<Ref>)>,
+    /// The variable of a heap environment read last.
+    var_memo: Cell<Option<HeapVar>>,
+}
+
+/// A variable of a heap environment and its value: the environment, the depth from the
+/// procedure's own environment, the slot.
+type HeapVar = (Option<Ref>, u32, u32, Value);
+
 /// A call in tail position, waiting for its procedure's loop: the procedure, the environment
 /// it closed over, and where its arguments begin on the value stack.
-pub(super) struct TailCall(Rc<Lambda>, Option<Ref>, usize);
+struct TailCall(Rc<Lambda>, Option<Ref>, usize);
 
 impl Lambda {
     /// Whether calls of this procedure are tried on the fast path (looked at once).
@@ -182,15 +202,15 @@ impl Interp {
             Some(left) => here.saturating_sub(left.saturating_sub(STACK_RESERVE)),
             None => here.saturating_sub(FALLBACK_STACK),
         };
-        let outer = std::mem::replace(&mut self.fast_limit, limit.max(1));
-        let base = self.fast_vals.len();
-        self.fast_vals.extend_from_slice(args);
+        let outer = std::mem::replace(&mut self.fast.limit, limit.max(1));
+        let base = self.fast.vals.len();
+        self.fast.vals.extend_from_slice(args);
         let r = self.fast_run(lambda.clone(), cenv, base, 0);
-        self.fast_vals.truncate(base);
-        self.fast_tail = None;
-        self.fast_memo = None;
-        self.fast_var_memo.set(None);
-        self.fast_limit = outer;
+        self.fast.vals.truncate(base);
+        self.fast.tail = None;
+        self.fast.memo = None;
+        self.fast.var_memo.set(None);
+        self.fast.limit = outer;
         match r {
             Ok(v) => Some(v),
             Err(GiveUp) => {
@@ -212,21 +232,21 @@ impl Interp {
         loop {
             self.steps += 1;
             if lambda.size != lambda.params {
-                self.fast_vals.resize(base + lambda.size, Value::Undefined);
+                self.fast.vals.resize(base + lambda.size, Value::Undefined);
             }
             let locals = Locals { base, parent: Parent::Heap(cenv) };
             let v = self.fx(&lambda.body, &locals, depth, true)?;
             if v != TAIL {
-                self.fast_vals.truncate(base);
+                self.fast.vals.truncate(base);
                 return Ok(v);
             }
-            let TailCall(next, env, at) = self.fast_tail.take().expect("a tail call is left");
+            let TailCall(next, env, at) = self.fast.tail.take().expect("a tail call is left");
             let n = next.params;
             // A loop, not `copy_within`: for a few values a call of `memmove` costs more.
             for k in 0..n {
-                self.fast_vals[base + k] = self.fast_vals[at + k];
+                self.fast.vals[base + k] = self.fast.vals[at + k];
             }
-            self.fast_vals.truncate(base + n);
+            self.fast.vals.truncate(base + n);
             (lambda, cenv) = (next, env);
         }
     }
@@ -265,14 +285,14 @@ impl Interp {
         match o {
             Operand::Const(v) => v,
             Operand::Local(0, i) => {
-                self.fast_vals.get(l.base + i as usize).copied().unwrap_or(Value::Undefined)
+                self.fast.vals.get(l.base + i as usize).copied().unwrap_or(Value::Undefined)
             }
             Operand::Local(d, i) => self.fast_outer(l, d, i).unwrap_or(Value::Undefined),
             Operand::Global(g) => self.globals[g as usize],
         }
     }
 
-    /// Evaluates `e`; a call in tail position (`tail`) is left in `fast_tail` and gives
+    /// Evaluates `e`; a call in tail position (`tail`) is left in `Fast::tail` and gives
     /// [`TAIL`].
     fn fx(&mut self, mut e: &Expr, l: &Locals<'_>, depth: usize, tail: bool) -> Fx<Value> {
         loop {
@@ -320,7 +340,7 @@ impl Interp {
     #[inline(always)]
     fn fast_local(&self, l: &Locals<'_>, d: u32, i: u32) -> Fx<Value> {
         if d == 0 {
-            return defined(*self.fast_vals.get(l.base + i as usize).ok_or(GiveUp)?);
+            return defined(*self.fast.vals.get(l.base + i as usize).ok_or(GiveUp)?);
         }
         self.fast_outer(l, d, i)
     }
@@ -330,7 +350,7 @@ impl Interp {
         let mut at = l;
         loop {
             if d == 0 {
-                return defined(*self.fast_vals.get(at.base + i as usize).ok_or(GiveUp)?);
+                return defined(*self.fast.vals.get(at.base + i as usize).ok_or(GiveUp)?);
             }
             match at.parent {
                 Parent::Fast(p) => {
@@ -339,13 +359,13 @@ impl Interp {
                 }
                 Parent::Heap(env) => {
                     // Nothing writes a variable within a try: the last read still holds.
-                    if let Some((e, dd, ii, v)) = self.fast_var_memo.get() {
+                    if let Some((e, dd, ii, v)) = self.fast.var_memo.get() {
                         if e == env && dd == d && ii == i {
                             return Ok(v);
                         }
                     }
                     let v = defined(self.local(env, d - 1, i))?;
-                    self.fast_var_memo.set(Some((env, d, i, v)));
+                    self.fast.var_memo.set(Some((env, d, i, v)));
                     return Ok(v);
                 }
             }
@@ -402,29 +422,29 @@ impl Interp {
             Callee::Prim(k) => return self.fast_prim(c, k, l, depth),
             Callee::Lambda(lambda) => {
                 // A `let`: its variables' parent is this call's.
-                let base = self.fast_vals.len();
+                let base = self.fast.vals.len();
                 for a in operands {
                     let v = self.fv(a, l, depth)?;
-                    self.fast_vals.push(v);
+                    self.fast.vals.push(v);
                 }
-                self.fast_vals.resize(base + lambda.size, Value::Undefined);
+                self.fast.vals.resize(base + lambda.size, Value::Undefined);
                 let inner = Locals { base, parent: Parent::Fast(l) };
                 let v = self.fx(&lambda.body, &inner, depth, tail)?;
                 if v != TAIL {
-                    self.fast_vals.truncate(base);
+                    self.fast.vals.truncate(base);
                 }
                 return Ok(v);
             }
             Callee::Global | Callee::Unknown => {}
         }
         let Value::Ref(r) = self.fv(&c.parts[0], l, depth)? else { return Err(GiveUp) };
-        let (lambda, cenv) = match &self.fast_memo {
+        let (lambda, cenv) = match &self.fast.memo {
             // The same closure as the last call: nothing can have changed it within a try.
             Some((m, lambda, cenv)) if *m == r => (lambda.clone(), *cenv),
             _ => match self.heap.get(r) {
                 Ok(Obj::Closure(f)) if f.lambda.is_pure() => {
                     let (lambda, cenv) = (f.lambda.clone(), f.env);
-                    self.fast_memo = Some((r, lambda.clone(), cenv));
+                    self.fast.memo = Some((r, lambda.clone(), cenv));
                     (lambda, cenv)
                 }
                 _ => return Err(GiveUp),
@@ -433,19 +453,19 @@ impl Interp {
         if lambda.params != operands.len() {
             return Err(GiveUp);
         }
-        let at = self.fast_vals.len();
+        let at = self.fast.vals.len();
         for a in operands {
             let v = self.fv(a, l, depth)?;
-            self.fast_vals.push(v);
+            self.fast.vals.push(v);
         }
         if tail {
-            self.fast_tail = Some(TailCall(lambda, cenv, at));
+            self.fast.tail = Some(TailCall(lambda, cenv, at));
             return Ok(TAIL);
         }
         // The machine would hold at least one frame per call in progress here; the host
         // stack must have room for one more.
         let here = &at as *const usize as usize;
-        if self.stack.len() + depth + 1 >= self.limits.frames as usize || here < self.fast_limit {
+        if self.stack.len() + depth + 1 >= self.limits.frames as usize || here < self.fast.limit {
             return Err(GiveUp);
         }
         // `fast_run` leaves the value stack as it was below `at`.
