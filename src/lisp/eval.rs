@@ -39,8 +39,9 @@
 //!
 //! - A global that held a builtin: the call checks that the global still holds that builtin
 //!   (one compare of a generational reference) and calls it without looking it up in the heap.
-//!   For `+`, `-`, the comparisons, `car`, `cdr`, `null?`, `pair?` and `not`, the common case
-//!   (two integers that do not overflow, a pair) is done in the machine, on operands decoded
+//!   For `+ - * quotient remainder modulo`, the comparisons, `car`, `cdr`, `null?`, `pair?`,
+//!   `zero?` and `not`, the common case (integers that do not overflow or divide by zero, a
+//!   pair) is done in the machine, on operands decoded
 //!   at compile time when they are variables or constants; anything else (floats, overflow, a
 //!   wrong type or count, a rebound global) goes to the builtin as before, with its errors.
 //! - A `lambda` written in place, as `let` compiles: its body runs in a new environment and no
@@ -49,6 +50,17 @@
 //!   call is not tried in place.
 //!
 //! `tests/lisp/known_builtins.olisp` checks these against the general path.
+//!
+//! # The fast path
+//!
+//! A call of a *pure* procedure (one that only computes: variables, `if`, `let`, the builtins
+//! above, calls of procedures like itself) is first tried by a second evaluator,
+//! [`super::fast`], that keeps arguments on a value stack and nests calls on the host stack,
+//! with no environment objects and no frames. It gives up on anything but the common case,
+//! and on calls nested deeper than the host stack or the frame limit allows; since pure code
+//! changes nothing, the machine then makes the call from the start, so every answer, error,
+//! backtrace and limit is the machine's. Nothing on the host stack is ever captured: pure code
+//! cannot reach `control` or `call/cc`.
 //!
 //! # Delimited continuations: what they cost
 //!
@@ -372,6 +384,10 @@ pub(super) enum Op {
     Other,
     Add,
     Sub,
+    Mul,
+    Quotient,
+    Remainder,
+    Modulo,
     Lt,
     Gt,
     Le,
@@ -382,6 +398,7 @@ pub(super) enum Op {
     NullP,
     PairP,
     Not,
+    ZeroP,
 }
 
 impl Op {
@@ -389,6 +406,11 @@ impl Op {
         match name {
             "+" => Op::Add,
             "-" => Op::Sub,
+            "*" => Op::Mul,
+            "quotient" => Op::Quotient,
+            "remainder" => Op::Remainder,
+            "modulo" => Op::Modulo,
+            "zero?" => Op::ZeroP,
             "<" => Op::Lt,
             ">" => Op::Gt,
             "<=" => Op::Le,
@@ -426,6 +448,7 @@ pub(super) fn fast_op1(heap: &Heap, op: Op, x: Value) -> Option<Value> {
             _ => return None,
         },
         (Op::NullP, v) => Value::Bool(v == Value::Nil),
+        (Op::ZeroP, Value::Int(n)) => Value::Bool(n == 0),
         (Op::Not, v) => Value::Bool(!truthy(v)),
         _ => return None,
     })
@@ -439,6 +462,16 @@ pub(super) fn fast_op2(op: Op, x: Value, y: Value) -> Option<Value> {
     Some(match op {
         Op::Add => Int(x.checked_add(y)?),
         Op::Sub => Int(x.checked_sub(y)?),
+        Op::Mul => Int(x.checked_mul(y)?),
+        // Division by zero and `i64::MIN / -1` go to the builtin, which reports them.
+        Op::Quotient if y != 0 => Int(x.checked_div(y)?),
+        // As the builtins do: `i64::MIN % -1` is 0.
+        Op::Remainder if y != 0 => Int(x.checked_rem(y).unwrap_or(0)),
+        Op::Modulo if y != 0 => {
+            let r = x.checked_rem(y).unwrap_or(0);
+            // The sign of the divisor.
+            Int(if r != 0 && (r < 0) != (y < 0) { r + y } else { r })
+        }
         Op::Lt => Bool(x < y),
         Op::Gt => Bool(x > y),
         Op::Le => Bool(x <= y),

@@ -17,8 +17,9 @@
 //!
 //! A procedure is pure when it takes a fixed number of arguments and its body is built only
 //! of constants, variable reads, `if`, `begin`, `and`, `or`, `let` (a `lambda` called in
-//! place, itself pure), calls of the builtins the machine does itself (`+ - < > <= >= = car
-//! cdr null? pair? not`, with one or two operands), and calls whose operator is a variable or
+//! place, itself pure), calls of the builtins the machine does itself (`+ - * quotient
+//! remainder modulo < > <= >= = car cdr null? pair? zero? not`, with one or two operands), and
+//! calls whose operator is a variable or
 //! an expression of the same kinds (checked when the call runs: the value must be a pure
 //! closure taking that many arguments). A `lambda` expression, `set!`, a definition,
 //! `prompt`, `control`, `guard` and every other builtin make a procedure impure. Expressions
