@@ -120,6 +120,8 @@ pub(crate) struct Fast {
     memo: Option<(Ref, Rc<Lambda>, Option<Ref>)>,
     /// The variable of a heap environment read last.
     var_memo: Cell<Option<HeapVar>>,
+    /// Tries that completed, and tries that gave up.
+    tries: (u64, u64),
 }
 
 /// A variable of a heap environment and its value: the environment, the depth from the
@@ -188,6 +190,12 @@ impl Interp {
         self.limits.fuel.is_none() && self.sched.alone()
     }
 
+    /// Calls made on the fast path from the machine (each with the calls nested in it), and
+    /// tries that gave up to the machine.
+    pub fn fast_calls(&self) -> (u64, u64) {
+        self.fast.tries
+    }
+
     /// Tries the call of `lambda` (pure, taking `args.len()` arguments) closed over `cenv`.
     /// `None` when it gave up: nothing has changed, and the machine makes the call.
     pub(super) fn try_fast(
@@ -200,7 +208,9 @@ impl Interp {
         // pointer near enough, and a call nested below the limit gives up.
         let here = &args as *const _ as usize;
         let limit = match stacker::remaining_stack() {
-            Some(left) => here.saturating_sub(left.saturating_sub(STACK_RESERVE)),
+            // Too little host stack left to try at all (the machine needs none).
+            Some(left) if left <= STACK_RESERVE => return None,
+            Some(left) => here.saturating_sub(left - STACK_RESERVE),
             None => here.saturating_sub(FALLBACK_STACK),
         };
         let outer = std::mem::replace(&mut self.fast.limit, limit.max(1));
@@ -213,8 +223,12 @@ impl Interp {
         self.fast.var_memo.set(None);
         self.fast.limit = outer;
         match r {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                self.fast.tries.0 += 1;
+                Some(v)
+            }
             Err(GiveUp) => {
+                self.fast.tries.1 += 1;
                 lambda.fast.set(Purity::No);
                 None
             }
@@ -471,5 +485,65 @@ impl Interp {
         }
         // `fast_run` leaves the value stack as it was below `at`.
         self.fast_run(lambda, cenv, at, depth + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(src: &str) -> (String, (u64, u64)) {
+        let mut i = Interp::new();
+        let v = i.eval_str(src, "t").unwrap_or_else(|e| format!("error: {}", e.message));
+        (v, i.fast_calls())
+    }
+
+    #[test]
+    fn a_pure_recursion_runs_on_the_fast_path() {
+        let fib = "(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))";
+        let (v, tries) = run(&format!("{fib} (fib 15)"));
+        assert_eq!((v.as_str(), tries), ("610", (1, 0)));
+        // The same procedure on a float gives up, and the machine answers.
+        let (v, tries) = run(&format!("{fib} (fib 5.5)"));
+        assert_eq!((v.as_str(), tries), ("9.0", (0, 1)));
+        // It is not tried again after giving up.
+        let (v, tries) = run(&format!("{fib} (fib 5.5) (fib 10)"));
+        assert_eq!((v.as_str(), tries), ("55", (0, 1)));
+    }
+
+    #[test]
+    fn impure_code_is_never_tried() {
+        let (v, tries) = run("(define (f n) (display n) n) (f 1)");
+        assert_eq!((v.as_str(), tries), ("1", (0, 0)));
+        let (v, tries) = run("(define (g n) (lambda () n)) (procedure? (g 1))");
+        assert_eq!((v.as_str(), tries), ("#t", (0, 0)));
+        let (_, tries) = run("(define (h . xs) 1) (h 1 2)");
+        assert_eq!(tries, (0, 0));
+    }
+
+    #[test]
+    fn fuel_limits_and_other_tasks_turn_it_off() {
+        let mut i = Interp::with_limits(super::super::eval::Limits {
+            fuel: Some(1_000_000),
+            ..Default::default()
+        });
+        let v = i.eval_str("(define (sq x) (+ x x)) (sq 4)", "t").unwrap();
+        assert_eq!((v.as_str(), i.fast_calls()), ("8", (0, 0)));
+        let mut i = Interp::new();
+        let src = "(define (sq x) (+ x x)) (define t (spawn (lambda () (sleep 1) 0))) (sq 4)";
+        let v = i.eval_str(src, "t").unwrap();
+        assert_eq!((v.as_str(), i.fast_calls()), ("8", (0, 0)));
+    }
+
+    #[test]
+    fn recursion_deeper_than_the_host_stack_gives_up_to_the_machine() {
+        // A 512 KiB thread: the fast path has little room, the machine's frames are data.
+        let out = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(|| run("(define (count n) (if (= n 0) 0 (+ 1 (count (- n 1))))) (count 100000)"))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(out, ("100000".to_string(), (0, 1)));
     }
 }
