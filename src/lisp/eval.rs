@@ -226,8 +226,7 @@ thread_local! {
     static STAND_INS: (Rc<Expr>, Rc<[Rc<Expr>]>, Rc<Lambda>) = {
         let leaf = Rc::new(Expr::Const(Value::Nil));
         let loc = Loc { file: "".into(), span: Span::default() };
-        let lambda = Rc::new(Lambda {
- fast: Default::default(), params: 0, rest: false, size: 0, body: leaf.clone(), loc });
+        let lambda = Rc::new(Lambda::new(0, false, 0, leaf.clone(), loc));
         (leaf, Rc::from(Vec::new()), lambda)
     };
 }
@@ -300,6 +299,13 @@ pub(crate) struct Lambda {
     /// Whether calls of it may take the fast path (see [`super::fast`]): not looked at yet,
     /// yes, or no.
     pub(crate) fast: std::cell::Cell<super::fast::Purity>,
+}
+
+impl Lambda {
+    /// Code of a procedure not looked at by the fast path yet.
+    pub(crate) fn new(params: usize, rest: bool, size: usize, body: Rc<Expr>, loc: Loc) -> Lambda {
+        Lambda { params, rest, size, body, loc, fast: Default::default() }
+    }
 }
 
 /// A call: the operator, then the operands, and what the compiler knew of the operator.
@@ -1394,14 +1400,7 @@ impl Interp {
         let mut vars = ps;
         vars.extend(rest);
         let (body, size) = self.in_scope(Scope::params(vars), |c| c.body(body, file, whole))?;
-        Ok(Rc::new(Lambda {
-            fast: Default::default(),
-            params,
-            rest: rest.is_some(),
-            size,
-            body,
-            loc: Self::loc(file, whole),
-        }))
+        Ok(Rc::new(Lambda::new(params, rest.is_some(), size, body, Self::loc(file, whole))))
     }
 
     /// `((name init) ...)` of a `let` form: the names, and the inits compiled in the current
@@ -1481,14 +1480,7 @@ impl Interp {
     ) -> Result<Rc<Expr>, Fail> {
         let n = params.len();
         let (body, size) = self.in_scope(Scope::params(params), f)?;
-        let lam = Rc::new(Lambda {
-            fast: Default::default(),
-            params: n,
-            rest: false,
-            size,
-            body,
-            loc: loc.clone(),
-        });
+        let lam = Rc::new(Lambda::new(n, false, size, body, loc.clone()));
         Ok(self.call_of(lam, inits, loc))
     }
 
@@ -1506,26 +1498,12 @@ impl Interp {
         let (thunk_body, size) = self.in_scope(scope, |c| {
             let n = params.len();
             let (body, size) = c.in_scope(Scope::params(params), body)?;
-            let lam = Rc::new(Lambda {
-                fast: Default::default(),
-                params: n,
-                rest: false,
-                size,
-                body,
-                loc: loc.clone(),
-            });
+            let lam = Rc::new(Lambda::new(n, false, size, body, loc.clone()));
             let set = Rc::new(Expr::SetLocal(0, 0, Rc::new(Expr::Lambda(lam))));
             let get = Rc::new(Expr::Local(0, 0));
             Ok(Rc::new(Expr::Seq(vec![set, get].into())))
         })?;
-        let thunk = Rc::new(Lambda {
-            fast: Default::default(),
-            params: 0,
-            rest: false,
-            size,
-            body: thunk_body,
-            loc: loc.clone(),
-        });
+        let thunk = Rc::new(Lambda::new(0, false, size, thunk_body, loc.clone()));
         let make = self.call_of(thunk, Vec::new(), loc.clone());
         let mut call = vec![make];
         call.extend(inits);
@@ -1742,14 +1720,7 @@ impl Interp {
                 seq.push(c.body(body, file, d)?);
                 Ok(Rc::new(Expr::Seq(seq.into())))
             })?;
-            let lam = Rc::new(Lambda {
-                fast: Default::default(),
-                params: 0,
-                rest: false,
-                size,
-                body,
-                loc: loc.clone(),
-            });
+            let lam = Rc::new(Lambda::new(0, false, size, body, loc.clone()));
             return Ok(self.call_of(lam, Vec::new(), loc));
         }
         if h == s.quasiquote {
@@ -1820,14 +1791,7 @@ impl Interp {
             let (handler, size) = self.in_scope(Scope::params(vec![var]), |c| {
                 c.cond_clauses(clauses, file, Some((var, loc.clone())))
             })?;
-            let lam = Rc::new(Lambda {
-                fast: Default::default(),
-                params: 1,
-                rest: false,
-                size,
-                body: handler,
-                loc: loc.clone(),
-            });
+            let lam = Rc::new(Lambda::new(1, false, size, handler, loc.clone()));
             return Ok(Rc::new(Expr::Guard(body, lam)));
         }
         if h == s.define_syntax {

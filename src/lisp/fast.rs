@@ -246,13 +246,8 @@ impl Interp {
     ) -> Fx<Value> {
         loop {
             self.steps += 1;
-            if lambda.size != lambda.params {
-                self.fast.vals.resize(base + lambda.size, Value::Undefined);
-            }
-            let locals = Locals { base, parent: Parent::Heap(cenv) };
-            let v = self.fx(&lambda.body, &locals, depth, true)?;
+            let v = self.fast_body(&lambda, base, Parent::Heap(cenv), depth, true)?;
             if v != TAIL {
-                self.fast.vals.truncate(base);
                 return Ok(v);
             }
             let TailCall(next, env, at) = self.fast.tail.take().expect("a tail call is left");
@@ -264,6 +259,30 @@ impl Interp {
             self.fast.vals.truncate(base + n);
             (lambda, cenv) = (next, env);
         }
+    }
+
+    /// Runs `lambda`'s body in new variables from `base` (its arguments are there) whose
+    /// parent is `parent`; they are dropped after, unless the body left a tail call.
+    #[inline(always)]
+    fn fast_body(
+        &mut self,
+        lambda: &Lambda,
+        base: usize,
+        parent: Parent<'_>,
+        depth: usize,
+        tail: bool,
+    ) -> Fx<Value> {
+        // The arguments fill the parameters (the callers check the count): slots for the
+        // body's definitions, if any, come after.
+        if lambda.size != lambda.params {
+            self.fast.vals.resize(base + lambda.size, Value::Undefined);
+        }
+        let locals = Locals { base, parent };
+        let v = self.fx(&lambda.body, &locals, depth, tail)?;
+        if v != TAIL {
+            self.fast.vals.truncate(base);
+        }
+        Ok(v)
     }
 
     /// The value of `e`, not in tail position.
@@ -442,13 +461,7 @@ impl Interp {
                     let v = self.fv(a, l, depth)?;
                     self.fast.vals.push(v);
                 }
-                self.fast.vals.resize(base + lambda.size, Value::Undefined);
-                let inner = Locals { base, parent: Parent::Fast(l) };
-                let v = self.fx(&lambda.body, &inner, depth, tail)?;
-                if v != TAIL {
-                    self.fast.vals.truncate(base);
-                }
-                return Ok(v);
+                return self.fast_body(lambda, base, Parent::Fast(l), depth, tail);
             }
             Callee::Global | Callee::Unknown => {}
         }

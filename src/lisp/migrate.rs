@@ -596,14 +596,13 @@ pub(crate) fn import(
         let global = |i: &mut Interp, s: &u32| i.global_slot(syms[*s as usize]);
         let x = match c {
             Code::Proc { params, rest, size, body, loc: l } => {
-                built.push(Built::Lambda(Rc::new(Lambda {
-                    fast: Default::default(),
-                    params: *params,
-                    rest: *rest,
-                    size: *size,
-                    body: e(body),
-                    loc: loc(l),
-                })));
+                built.push(Built::Lambda(Rc::new(Lambda::new(
+                    *params,
+                    *rest,
+                    *size,
+                    e(body),
+                    loc(l),
+                ))));
                 continue;
             }
             Code::Const(v) => {
