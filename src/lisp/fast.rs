@@ -19,9 +19,8 @@
 //! of constants, variable reads, `if`, `begin`, `and`, `or`, `let` (a `lambda` called in
 //! place, itself pure), calls of the builtins the machine does itself (`+ - * quotient
 //! remainder modulo < > <= >= = car cdr null? pair? zero? not`, with one or two operands), and
-//! calls whose operator is a variable or
-//! an expression of the same kinds (checked when the call runs: the value must be a pure
-//! closure taking that many arguments). A `lambda` expression, `set!`, a definition,
+//! calls whose operator is a variable or an expression of the same kinds (checked when the
+//! call runs: the value must be a pure closure taking that many arguments). A `lambda` expression, `set!`, a definition,
 //! `prompt`, `control`, `guard` and every other builtin make a procedure impure. Expressions
 //! nested deeper than [`MAX_NESTING`] do too, which bounds the host stack one call takes.
 //! Each procedure is looked at once, on its first call, and the answer is kept in its
@@ -50,6 +49,12 @@
 //! - The fast path never allocates on the heap, so no collection is due because of it and
 //!   the values on `Fast::vals` need not be roots; it runs within one step of the machine.
 //! - A try leaves `Fast::vals` as it found it.
+//! - Within a try nothing changes, so the closure called last and the heap variable read last
+//!   are kept (`Fast::memo`, `Fast::var_memo`) and cleared when the try ends.
+//!
+//! `tests/lisp_fast_diff.rs` runs generated programs with the fast path on and off and
+//! compares everything they print and return; `tests/lisp/fast_path*.olisp` are its cases
+//! written out.
 //! - Continuation frames stay heap data: nothing on the host stack here is ever captured,
 //!   because pure code cannot reach `control`, `call/cc` or a task switch.
 
