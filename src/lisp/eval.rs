@@ -340,7 +340,7 @@ pub(crate) enum Callee {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Known {
     /// The global the operator reads, checked on each call; `None` for a constant.
-    pub(super) global: Option<u32>,
+    global: Option<u32>,
     /// The builtin: a generational reference, so a global rebound to anything else, even
     /// another builtin, compares unequal (and a freed one's slot, reused, has a new version).
     value: Ref,
@@ -485,6 +485,38 @@ pub(super) fn fast_op2(op: Op, x: Value, y: Value) -> Option<Value> {
         Op::NumEq => Bool(x == y),
         _ => return None,
     })
+}
+
+/// [`fast_op`] of a known builtin on its operands decoded at compile time (see [`Operands`]),
+/// each read by `read`; `None` when they are not decoded or not the common case.
+#[inline(always)]
+pub(super) fn decoded_op(heap: &Heap, k: &Known, read: &impl ReadOperand) -> Option<Value> {
+    match k.operands {
+        // Two integers or nothing: an undefined variable is not an integer.
+        Operands::Two(a, b) => fast_op2(k.op, read.read(a), read.read(b)),
+        Operands::One(a) => match read.read(a) {
+            Value::Undefined => None,
+            x => fast_op1(heap, k.op, x),
+        },
+        Operands::Other => None,
+    }
+}
+
+/// Where [`decoded_op`] reads operands: the machine's environments, or the fast path's locals.
+/// (A trait rather than a closure, so that the read is inlined.)
+pub(super) trait ReadOperand {
+    /// The value of `o`; `Undefined` for a variable not defined yet.
+    fn read(&self, o: Operand) -> Value;
+}
+
+/// The machine's operands: those of the environment `.1`.
+struct InEnv<'a>(&'a Interp, Option<Ref>);
+
+impl ReadOperand for InEnv<'_> {
+    #[inline(always)]
+    fn read(&self, o: Operand) -> Value {
+        self.0.operand(o, self.1)
+    }
 }
 
 /// A procedure written in Lisp (opaque): its code and the environment it closed over.
@@ -2396,24 +2428,15 @@ impl Interp {
     /// from the start: reading a variable or a constant changes nothing).
     #[inline(always)]
     fn quick(&self, k: &Known, env: Option<Ref>) -> Option<Value> {
-        match k.operands {
-            Operands::Two(a, b) if self.still(k) => {
-                let (x, y) = match (a, b) {
-                    // Two variables of the same environment: one lookup.
-                    (Operand::Local(0, i), Operand::Local(0, j)) => {
-                        let vals = self.env_at(env, 0)?.vals.get();
-                        (*vals.get(i as usize)?, *vals.get(j as usize)?)
-                    }
-                    _ => (self.operand(a, env), self.operand(b, env)),
-                };
-                fast_op2(k.op, x, y)
-            }
-            Operands::One(a) if self.still(k) => match self.operand(a, env) {
-                Value::Undefined => None,
-                x => fast_op1(&self.heap, k.op, x),
-            },
-            _ => None,
+        if !self.still(k) {
+            return None;
         }
+        if let Operands::Two(Operand::Local(0, i), Operand::Local(0, j)) = k.operands {
+            // Two variables of the same environment: one lookup.
+            let vals = self.env_at(env, 0)?.vals.get();
+            return fast_op2(k.op, *vals.get(i as usize)?, *vals.get(j as usize)?);
+        }
+        decoded_op(&self.heap, k, &InEnv(self, env))
     }
 
     #[inline(always)]

@@ -62,7 +62,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::eval::{
-    fast_op1, fast_op2, truthy, Call, Callee, Expr, Interp, Known, Lambda, Op, Operand, Operands,
+    decoded_op, fast_op1, fast_op2, truthy, Call, Callee, Expr, Interp, Known, Lambda, Op, Operand,
+    Operands, ReadOperand,
 };
 use super::heap::{Obj, Ref, Value};
 
@@ -133,6 +134,24 @@ pub(crate) struct Fast {
 /// procedure's own environment, the slot.
 type HeapVar = (Option<Ref>, u32, u32, Value);
 
+/// Operands decoded at compile time, read from the fast path's locals (see [`decoded_op`]).
+struct InLocals<'a>(&'a Interp, &'a Locals<'a>);
+
+impl ReadOperand for InLocals<'_> {
+    #[inline(always)]
+    fn read(&self, o: Operand) -> Value {
+        let (interp, l) = (self.0, self.1);
+        match o {
+            Operand::Const(v) => v,
+            Operand::Local(0, i) => {
+                interp.fast.vals.get(l.base + i as usize).copied().unwrap_or(Value::Undefined)
+            }
+            Operand::Local(d, i) => interp.fast_outer(l, d, i).unwrap_or(Value::Undefined),
+            Operand::Global(g) => interp.globals[g as usize],
+        }
+    }
+}
+
 /// A call in tail position, waiting for its procedure's loop: the procedure, the environment
 /// it closed over, and where its arguments begin on the value stack.
 struct TailCall(Rc<Lambda>, Option<Ref>, usize);
@@ -197,6 +216,19 @@ impl Interp {
 
     /// Calls made on the fast path from the machine (each with the calls nested in it), and
     /// tries that gave up to the machine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use omni::lisp::Interp;
+    ///
+    /// let mut lisp = Interp::new();
+    /// lisp.eval_str("(define (sq x) (* x x)) (sq 7)", "demo").unwrap();
+    /// assert_eq!(lisp.fast_calls(), (1, 0));
+    /// // A float is not the common case: the try gives up, and the machine answers.
+    /// assert_eq!(lisp.eval_str("(define (sq2 x) (* x x)) (sq2 1.5)", "demo").unwrap(), "2.25");
+    /// assert_eq!(lisp.fast_calls(), (1, 1));
+    /// ```
     pub fn fast_calls(&self) -> (u64, u64) {
         self.fast.tries
     }
@@ -298,36 +330,10 @@ impl Interp {
             Expr::Local(d, i) | Expr::LocalDef(d, i, ..) => self.fast_local(l, *d, *i),
             Expr::Global(g, _) => defined(self.globals[*g as usize]),
             Expr::Call(c) => match &c.callee {
-                Callee::Prim(k) => match self.quick_prim(k, l) {
-                    Some(v) => Ok(v),
-                    None => self.fast_prim(c, k, l, depth),
-                },
+                Callee::Prim(k) => self.fast_builtin(c, k, l, depth),
                 _ => self.fast_call(c, l, depth, false),
             },
             _ => self.fx(e, l, depth, false),
-        }
-    }
-
-    /// The value of an operand decoded at compile time.
-    #[inline(always)]
-    fn fast_operand(&self, o: Operand, l: &Locals<'_>) -> Fx<Value> {
-        match o {
-            Operand::Const(v) => defined(v),
-            Operand::Local(d, i) => self.fast_local(l, d, i),
-            Operand::Global(g) => defined(self.globals[g as usize]),
-        }
-    }
-
-    /// The value of an operand decoded at compile time, `Undefined` included.
-    #[inline(always)]
-    fn raw_operand(&self, o: Operand, l: &Locals<'_>) -> Value {
-        match o {
-            Operand::Const(v) => v,
-            Operand::Local(0, i) => {
-                self.fast.vals.get(l.base + i as usize).copied().unwrap_or(Value::Undefined)
-            }
-            Operand::Local(d, i) => self.fast_outer(l, d, i).unwrap_or(Value::Undefined),
-            Operand::Global(g) => self.globals[g as usize],
         }
     }
 
@@ -344,10 +350,7 @@ impl Interp {
                     continue;
                 }
                 Expr::Call(c) => match &c.callee {
-                    Callee::Prim(k) => match self.quick_prim(k, l) {
-                        Some(v) => Ok(v),
-                        None => self.fast_prim(c, k, l, depth),
-                    },
+                    Callee::Prim(k) => self.fast_builtin(c, k, l, depth),
                     _ => self.fast_call(c, l, depth, tail),
                 },
                 Expr::Seq(es) => {
@@ -411,40 +414,29 @@ impl Interp {
         }
     }
 
-    /// The common case of a builtin on operands decoded at compile time (see
-    /// [`Operands`]), done where it is called; `None` sends it to [`Interp::fast_prim`].
+    /// A call of a builtin the machine does itself (see [`fast_op1`], [`fast_op2`]): on
+    /// operands decoded at compile time, done where it is called; on others, in
+    /// [`Interp::fast_prim`].
     #[inline(always)]
-    fn quick_prim(&self, k: &Known, l: &Locals<'_>) -> Option<Value> {
-        if !self.still(k) {
-            return None;
-        }
-        match k.operands {
-            // Two integers or nothing: an undefined variable is not an integer.
-            Operands::Two(a, b) => fast_op2(k.op, self.raw_operand(a, l), self.raw_operand(b, l)),
-            Operands::One(a) => match self.raw_operand(a, l) {
-                Value::Undefined => None,
-                x => fast_op1(&self.heap, k.op, x),
-            },
-            Operands::Other => None,
-        }
-    }
-
-    /// A call of a builtin the machine does itself (see [`fast_op1`], [`fast_op2`]).
-    fn fast_prim(&mut self, c: &Call, k: &Known, l: &Locals<'_>, depth: usize) -> Fx<Value> {
+    fn fast_builtin(&mut self, c: &Call, k: &Known, l: &Locals<'_>, depth: usize) -> Fx<Value> {
         if !self.still(k) {
             return Err(GiveUp);
         }
-        let v = match (k.operands, &c.parts[1..]) {
-            // Two integers or nothing: an undefined variable is not an integer.
-            (Operands::Two(a, b), _) => {
-                fast_op2(k.op, self.raw_operand(a, l), self.raw_operand(b, l))
-            }
-            (Operands::One(a), _) => fast_op1(&self.heap, k.op, self.fast_operand(a, l)?),
-            (_, [a]) => {
+        match decoded_op(&self.heap, k, &InLocals(self, l)) {
+            Some(v) => Ok(v),
+            None if matches!(k.operands, Operands::Other) => self.fast_prim(c, k, l, depth),
+            None => Err(GiveUp),
+        }
+    }
+
+    /// [`Interp::fast_builtin`] of operands that are not decoded: they are evaluated here.
+    fn fast_prim(&mut self, c: &Call, k: &Known, l: &Locals<'_>, depth: usize) -> Fx<Value> {
+        let v = match &c.parts[1..] {
+            [a] => {
                 let x = self.fv(a, l, depth)?;
                 fast_op1(&self.heap, k.op, x)
             }
-            (_, [a, b]) => {
+            [a, b] => {
                 let x = self.fv(a, l, depth)?;
                 let y = self.fv(b, l, depth)?;
                 fast_op2(k.op, x, y)
@@ -458,7 +450,7 @@ impl Interp {
     fn fast_call(&mut self, c: &Call, l: &Locals<'_>, depth: usize, tail: bool) -> Fx<Value> {
         let operands = &c.parts[1..];
         match &c.callee {
-            Callee::Prim(k) => return self.fast_prim(c, k, l, depth),
+            Callee::Prim(k) => return self.fast_builtin(c, k, l, depth),
             Callee::Lambda(lambda) => {
                 // A `let`: its variables' parent is this call's.
                 let base = self.fast.vals.len();
